@@ -1,0 +1,196 @@
+"""The ``icp`` command: generate sample data, run the pipeline, explain a score."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dagster_project.settings import Settings
+
+app = typer.Typer(
+    help="icp-pipeline: derive your Ideal Customer Profile from your own data and score accounts.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+_DEFAULTS = Settings.from_env()
+
+LandingOption = Annotated[
+    Path, typer.Option("--landing", envvar="ICP_LANDING", help="Landing zone folder.")
+]
+WarehouseOption = Annotated[
+    Path, typer.Option("--warehouse", envvar="ICP_WAREHOUSE", help="DuckDB warehouse file.")
+]
+AsOfOption = Annotated[
+    datetime | None,
+    typer.Option(
+        "--as-of",
+        envvar="ICP_AS_OF_DATE",
+        formats=["%Y-%m-%d"],
+        help="Score as of this date (YYYY-MM-DD); default: the newest export date.",
+    ),
+]
+ScoringConfigOption = Annotated[
+    Path,
+    typer.Option("--scoring-config", envvar="ICP_SCORING_CONFIG", help="Scoring config file."),
+]
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder to write the landing zone into.")] = (
+        _DEFAULTS.landing_dir
+    ),
+    accounts: Annotated[int, typer.Option(min=1, help="Number of accounts.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed; same seed, same files.")] = 42,
+    end_date: Annotated[
+        datetime, typer.Option(formats=["%Y-%m-%d"], help="Date of the newest export.")
+    ] = datetime(2026, 11, 20),
+    exports: Annotated[int, typer.Option(min=1, help="Number of export-date folders.")] = 3,
+    file_format: Annotated[str, typer.Option("--format", help="csv, csv.gz or parquet.")] = "csv",
+) -> None:
+    """Write a sample landing zone with a planted ICP (see docs/sample_data.md)."""
+    from dagster_project.sample_data import generate_landing_zone
+
+    with console.status(f"Generating {accounts:,} accounts into {out} ..."):
+        summary = generate_landing_zone(
+            out,
+            accounts=accounts,
+            seed=seed,
+            end_date=end_date.date(),
+            export_count=exports,
+            file_format=file_format,
+        )
+    table = Table("file", "rows", title=f"Landing zone {out}")
+    for path, rows in sorted(summary.rows_per_file.items()):
+        table.add_row(path, f"{rows:,}")
+    console.print(table)
+
+
+def _settings(
+    landing: Path, warehouse: Path, as_of: datetime | None, scoring_config: Path
+) -> Settings:
+    return Settings(
+        landing_dir=landing.resolve(),
+        warehouse_path=warehouse.resolve(),
+        scoring_config_path=scoring_config.resolve(),
+        as_of_date=as_of.date() if as_of else None,
+    )
+
+
+def _run_and_report(settings: Settings) -> None:
+    from dagster_project.run import dagster_instance, run_pipeline
+
+    instance = dagster_instance()
+    with console.status("Materializing ingest, dbt models and tests, scoring, checks ..."):
+        summary = run_pipeline(settings, instance=instance)
+    if not summary.success:
+        console.print(f"[bold red]Run {summary.run_id} failed.[/]")
+        for failure in summary.failures:
+            console.print(f"[red]- {failure}[/]")
+        for check in summary.checks_failed:
+            console.print(f"[red]- check failed: {check}[/]")
+        raise typer.Exit(code=1)
+    table = Table(show_header=False, title=f"icp-pipeline run {summary.run_id[:8]}")
+    table.add_row("as of", str(summary.as_of_date))
+    table.add_row("accounts scored", f"{summary.accounts_scored:,}")
+    for tier in ("high", "medium", "low"):
+        table.add_row(f"tier {tier}", f"{summary.tier_counts.get(tier, 0):,}")
+    table.add_row("anti-ICP", f"{summary.anti_icp:,}")
+    table.add_row("rows quarantined", f"{summary.rows_quarantined:,}")
+    checks = f"{summary.checks_passed} passed"
+    if summary.checks_failed:
+        checks += f", {len(summary.checks_failed)} failed (non-blocking): " + ", ".join(
+            summary.checks_failed
+        )
+    table.add_row("checks", checks)
+    table.add_row("warehouse", str(settings.warehouse_path))
+    console.print(table)
+    console.print(
+        "Open the Dagster UI on this run with:\n"
+        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} ICP_LANDING={settings.landing_dir} "
+        f"ICP_WAREHOUSE={settings.warehouse_path} uv run dagster dev -w workspace.yaml\n"
+        "Explain a score with: uv run icp explain ACCOUNT_ID "
+        f"--warehouse {settings.warehouse_path}"
+    )
+
+
+@app.command()
+def run(
+    landing: LandingOption = _DEFAULTS.landing_dir,
+    warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
+    as_of: AsOfOption = None,
+    scoring_config: ScoringConfigOption = _DEFAULTS.scoring_config_path,
+) -> None:
+    """Ingest the landing zone, build the marts, score every account and publish (via Dagster)."""
+    _run_and_report(_settings(landing, warehouse, as_of, scoring_config))
+
+
+@app.command()
+def demo(
+    accounts: Annotated[int, typer.Option(min=1, help="Number of sample accounts.")] = 3000,
+    seed: Annotated[int, typer.Option(help="Random seed of the sample data.")] = 42,
+    landing: LandingOption = _DEFAULTS.landing_dir,
+    warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
+    scoring_config: ScoringConfigOption = _DEFAULTS.scoring_config_path,
+) -> None:
+    """Generate sample data (replacing LANDING) and run the whole pipeline on it."""
+    import shutil
+
+    if landing.exists():
+        shutil.rmtree(landing)
+    generate(out=landing, accounts=accounts, seed=seed)
+    _run_and_report(_settings(landing, warehouse, None, scoring_config))
+
+
+@app.command()
+def explain(
+    account_id: Annotated[str, typer.Argument(help="The account to explain.")],
+    warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
+    as_of: AsOfOption = None,
+) -> None:
+    """Show an account's fit score, tier, route, every factor's points and anti-ICP reasons."""
+    import duckdb
+
+    from dagster_project.scoring.explain import explain_account
+
+    if not warehouse.exists():
+        console.print(f"[red]No warehouse at {warehouse}; run `icp run` first.[/]")
+        raise typer.Exit(code=2)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        explanation = explain_account(con, account_id, as_of.date() if as_of else None)
+    if explanation is None:
+        console.print(f"[red]No score for account {account_id!r}.[/]")
+        raise typer.Exit(code=1)
+    console.print(
+        f"[bold]{explanation.account_id}[/] as of {explanation.as_of_date}: "
+        f"fit score [bold]{explanation.fit_score}[/], tier {explanation.fit_tier}, "
+        f"route {explanation.route}"
+    )
+    table = Table("factor", "points")
+    for factor, points in explanation.factors:
+        table.add_row(factor, f"{points:+}")
+    table.add_row("[bold]total[/]", f"[bold]{explanation.factor_total}[/]")
+    console.print(table)
+    if explanation.is_anti_icp:
+        console.print("anti-ICP: " + ", ".join(explanation.anti_icp_reasons))
+    else:
+        console.print("anti-ICP: no")
+    console.print(f"score version {explanation.score_version}, scored at {explanation.scored_at}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
+
+__all__ = ["app"]

@@ -1,0 +1,138 @@
+"""The fit-score asset and the blocking checks on what it publishes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from dagster_project.defs.resources import (
+    LandingZoneResource,
+    ScoringConfigResource,
+    WarehouseResource,
+)
+from dagster_project.scoring.scorecard import (
+    CURRENT_TABLE,
+    build_features,
+    publish_scores,
+    rule_factor_points,
+    score_accounts,
+)
+
+__all__ = ["account_fit_scores", "fit_score_checks"]
+
+FIT_SCORES = dg.AssetKey(["marts", "account_fit_scores"])
+DIM_ACCOUNTS = dg.AssetKey(["marts", "dim_accounts"])
+ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
+
+
+@dg.asset(
+    key=FIT_SCORES,
+    deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+    group_name="scoring",
+    kinds={"duckdb", "python"},
+    description=(
+        "Fit score 0-100, tier, anti-ICP flags with reasons, top factors and route for every "
+        "account, prospects included; each run also replaces its date's rows in "
+        "marts.account_fit_score_history."
+    ),
+)
+def account_fit_scores(
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    landing: LandingZoneResource,
+    scoring_config: ScoringConfigResource,
+) -> dg.MaterializeResult:
+    config = scoring_config.load()
+    as_of = landing.resolved_as_of()
+    with warehouse.connect() as con:
+        column_types = build_features(con, as_of)
+        rule_factor_points(con, config, column_types)
+        score_accounts(
+            con, config, column_types, as_of, scored_at=datetime.now(UTC).replace(tzinfo=None)
+        )
+        moved_current = publish_scores(con, as_of)
+        tiers = dict(
+            con.execute("SELECT fit_tier, count(*) FROM scored_accounts GROUP BY ALL").fetchall()
+        )
+        accounts, anti_icp = con.execute(
+            "SELECT count(*), count(*) FILTER (WHERE is_anti_icp) FROM scored_accounts"
+        ).fetchone()
+    context.log.info(f"scored {accounts} accounts as of {as_of}: {tiers}, {anti_icp} anti-ICP")
+    return dg.MaterializeResult(
+        metadata={
+            "as_of_date": as_of.isoformat(),
+            "score_version": config.score_version,
+            "accounts_scored": accounts,
+            "tier_high": tiers.get("high", 0),
+            "tier_medium": tiers.get("medium", 0),
+            "tier_low": tiers.get("low", 0),
+            "anti_icp": anti_icp,
+            "published_as_current": moved_current,
+        }
+    )
+
+
+def _failing_rows_check(name: str, description: str, failing_rows_sql: str):
+    """A blocking check that passes when ``failing_rows_sql`` returns no rows."""
+
+    @dg.asset_check(asset=FIT_SCORES, name=name, blocking=True, description=description)
+    def _check(warehouse: WarehouseResource, scoring_config: ScoringConfigResource):
+        config = scoring_config.load()
+        with warehouse.connect(read_only=True) as con:
+            thresholds = {"high": config.high_threshold, "medium": config.medium_threshold}
+            # DuckDB rejects parameters the statement does not use.
+            params = {k: v for k, v in thresholds.items() if f"${k}" in failing_rows_sql}
+            failing = con.execute(failing_rows_sql, params).fetchall()
+        return dg.AssetCheckResult(
+            passed=not failing,
+            metadata={"failing_rows": len(failing), "examples": [str(r) for r in failing[:10]]},
+        )
+
+    return _check
+
+
+fit_score_checks = [
+    _failing_rows_check(
+        "one_row_per_account",
+        "Exactly one row per account of marts.dim_accounts, and no other account.",
+        f"""
+        SELECT coalesce(scores.account_id, accounts.account_id), count(scores.account_id)
+        FROM {CURRENT_TABLE} AS scores
+        FULL OUTER JOIN marts.dim_accounts AS accounts USING (account_id)
+        GROUP BY ALL
+        HAVING count(scores.account_id) <> 1 OR count(accounts.account_id) <> 1
+        """,
+    ),
+    _failing_rows_check(
+        "fit_score_between_0_and_100",
+        "fit_score is present and within 0-100.",
+        f"SELECT account_id, fit_score FROM {CURRENT_TABLE} "
+        "WHERE fit_score IS NULL OR fit_score < 0 OR fit_score > 100",
+    ),
+    _failing_rows_check(
+        "tier_matches_score",
+        "fit_tier follows the configured thresholds.",
+        f"""
+        SELECT account_id, fit_score, fit_tier FROM {CURRENT_TABLE}
+        WHERE fit_tier IS DISTINCT FROM CASE
+            WHEN fit_score >= $high THEN 'high'
+            WHEN fit_score >= $medium THEN 'medium'
+            ELSE 'low' END
+        """,
+    ),
+    _failing_rows_check(
+        "reasons_present_when_flagged",
+        "An anti-ICP account has at least one reason; an account with reasons is flagged.",
+        f"SELECT account_id, is_anti_icp, anti_icp_reasons FROM {CURRENT_TABLE} "
+        "WHERE is_anti_icp IS DISTINCT FROM (len(anti_icp_reasons) > 0)",
+    ),
+    _failing_rows_check(
+        "factors_add_up_to_score",
+        "The listed factor points add up exactly to fit_score.",
+        f"""
+        SELECT account_id, fit_score FROM {CURRENT_TABLE}
+        WHERE fit_score <> coalesce(list_sum(list_transform(factor_points, lambda f: f.points)), 0)
+        """,
+    ),
+]

@@ -1,0 +1,1 @@
+"""Reading, validating and quarantining landing files (pure Python + DuckDB, no Dagster)."""

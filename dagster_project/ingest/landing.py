@@ -1,0 +1,108 @@
+"""Finding landing files: export-date folders, one file per entity, paths kept inside the root."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from dagster_project.ingest.contracts import EntityContract
+
+__all__ = ["LandingFile", "LandingError", "export_dates", "find_entity_files"]
+
+#: Suffixes the contract allows, in order of preference when several exist.
+FILE_SUFFIXES = (".parquet", ".csv.gz", ".csv")
+_DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class LandingError(Exception):
+    """A landing file that cannot be ingested; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    """One file to ingest: its path, its path relative to the landing root, its export date."""
+
+    path: Path
+    relative_path: str
+    export_date: date | None
+
+    @property
+    def file_format(self) -> str:
+        return "parquet" if self.path.name.endswith(".parquet") else "csv"
+
+
+def export_dates(landing_root: Path, as_of: date | None = None) -> list[date]:
+    """Export-date folders under the landing root, oldest first, up to ``as_of`` inclusive.
+
+    Folders whose name is not a date (``_truth``, ``tmp``) are not exports and are ignored.
+    """
+    root = _existing_root(landing_root)
+    dates = []
+    for child in root.iterdir():
+        if not (child.is_dir() and _DATE_FOLDER.match(child.name)):
+            continue
+        try:
+            folder_date = date.fromisoformat(child.name)
+        except ValueError:
+            continue
+        if as_of is None or folder_date <= as_of:
+            dates.append(folder_date)
+    return sorted(dates)
+
+
+def find_entity_files(
+    landing_root: Path, contract: EntityContract, as_of: date | None = None
+) -> list[LandingFile]:
+    """Every file of ``contract``'s entity in export folders dated <= ``as_of``.
+
+    Raises:
+        LandingError: a file resolves outside the landing root (``..`` or a symlink), or a
+            folder holds the entity in two formats (which one is meant would be a guess).
+    """
+    root = _existing_root(landing_root)
+    if contract.is_reference:
+        candidates = [(None, root)]
+    else:
+        candidates = [
+            (d, root / d.isoformat() / contract.source) for d in export_dates(root, as_of)
+        ]
+    files = []
+    for export_date, folder in candidates:
+        present = [folder / f"{contract.entity}{suffix}" for suffix in FILE_SUFFIXES]
+        present = [path for path in present if path.exists() or path.is_symlink()]
+        if len(present) > 1:
+            names = ", ".join(_relative(root, path) for path in present)
+            raise LandingError(f"{names}: one entity in two formats in the same export folder")
+        if present:
+            files.append(
+                LandingFile(
+                    path=_confined(root, present[0]),
+                    relative_path=_relative(root, present[0]),
+                    export_date=export_date,
+                )
+            )
+    return files
+
+
+def _existing_root(landing_root: Path) -> Path:
+    root = Path(landing_root).resolve()
+    if not root.is_dir():
+        raise LandingError(f"landing root {landing_root} does not exist or is not a folder")
+    return root
+
+
+def _confined(root: Path, path: Path) -> Path:
+    resolved = path.resolve()
+    if not resolved.is_relative_to(root):
+        raise LandingError(
+            f"{_relative(root, path)}: resolves to {resolved}, outside the landing root {root}"
+        )
+    if not resolved.is_file():
+        raise LandingError(f"{_relative(root, path)}: not a regular file")
+    return resolved
+
+
+def _relative(root: Path, path: Path) -> str:
+    return path.relative_to(root).as_posix()

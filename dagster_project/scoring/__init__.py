@@ -1,0 +1,1 @@
+"""Fit scoring: config, points, anti-ICP flags, tiers, routes, explanations (no Dagster)."""

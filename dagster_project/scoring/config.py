@@ -1,0 +1,206 @@
+"""The scoring config file: parsed with ``yaml.safe_load`` and validated, never evaluated."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+__all__ = [
+    "AntiIcpRule",
+    "Condition",
+    "Criterion",
+    "ScoringConfig",
+    "ScoringConfigError",
+    "load_scoring_config",
+]
+
+#: Condition operators and the shape of their operand.
+OPERATORS = {
+    "eq": "scalar",
+    "not_eq": "scalar",
+    "in": "list",
+    "not_in": "list",
+    "gte": "number",
+    "gt": "number",
+    "lte": "number",
+    "lt": "number",
+    "between": "pair",
+    "contains_any": "list",
+    "is_missing": "true",
+}
+MODELS = ("rules", "learned", "blend")
+ROUTE_KEYS = ("high", "medium", "low", "anti_icp")
+
+
+class ScoringConfigError(ValueError):
+    """The scoring config is invalid; the message names the file and the entry."""
+
+
+@dataclass(frozen=True)
+class Condition:
+    """``attribute <operator> operand``, e.g. ``employee_count between [100, 1000]``."""
+
+    attribute: str
+    operator: str
+    operand: Any
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """Points given when a condition holds."""
+
+    name: str
+    condition: Condition
+    points: float
+
+
+@dataclass(frozen=True)
+class AntiIcpRule:
+    """A knock-out rule: accounts meeting the condition are flagged with ``code``."""
+
+    code: str
+    condition: Condition
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    """A validated scoring config."""
+
+    model: str
+    base_points: float
+    criteria: tuple[Criterion, ...]
+    anti_icp_rules: tuple[AntiIcpRule, ...]
+    high_threshold: float
+    medium_threshold: float
+    routes: dict[str, str]
+    top_factor_count: int
+    fingerprint: str
+
+    def tier_for(self, fit_score: float) -> str:
+        """The tier of a score under this config's thresholds."""
+        if fit_score >= self.high_threshold:
+            return "high"
+        if fit_score >= self.medium_threshold:
+            return "medium"
+        return "low"
+
+    @property
+    def score_version(self) -> str:
+        """Identifies the scoring logic: model kind and a hash of the config's content."""
+        return f"{self.model}-{self.fingerprint}"
+
+    @property
+    def attributes(self) -> set[str]:
+        return {c.condition.attribute for c in self.criteria} | {
+            r.condition.attribute for r in self.anti_icp_rules
+        }
+
+
+def load_scoring_config(path: Path) -> ScoringConfig:
+    """Read and validate a scoring config file.
+
+    Raises:
+        ScoringConfigError: the file is missing, not YAML, or an entry is invalid.
+    """
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ScoringConfigError(f"{path}: cannot read scoring config: {error}") from error
+    if not isinstance(document, dict):
+        raise ScoringConfigError(f"{path}: expected a mapping at the top level")
+    return _parse(document, str(path))
+
+
+def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
+    def fail(message: str) -> ScoringConfigError:
+        return ScoringConfigError(f"{origin}: {message}")
+
+    model = document.get("model", "rules")
+    if model not in MODELS:
+        raise fail(f"model must be one of {', '.join(MODELS)}, not {model!r}")
+    if model != "rules":
+        raise fail(f"model {model!r} needs the learned ICP, which this version does not ship yet")
+    criteria = []
+    for index, entry in enumerate(document.get("criteria") or []):
+        where = f"criteria[{index}]"
+        name = _identifier(entry, "name", where, fail)
+        points = entry.get("points")
+        if not isinstance(points, int | float) or isinstance(points, bool):
+            raise fail(f"{where} ({name}): points must be a number")
+        criteria.append(Criterion(name, _condition(entry, where, fail), float(points)))
+    if not criteria:
+        raise fail("criteria must list at least one criterion")
+    if len({c.name for c in criteria}) != len(criteria):
+        raise fail("criteria names must be unique")
+    rules = []
+    for index, entry in enumerate(document.get("anti_icp_rules") or []):
+        where = f"anti_icp_rules[{index}]"
+        rules.append(
+            AntiIcpRule(_identifier(entry, "code", where, fail), _condition(entry, where, fail))
+        )
+    tiers = document.get("tiers") or {}
+    high, medium = tiers.get("high", 70), tiers.get("medium", 40)
+    if not all(isinstance(v, int | float) for v in (high, medium)) or not 0 <= medium < high <= 100:
+        raise fail(
+            f"tiers must satisfy 0 <= medium < high <= 100 (got medium={medium}, high={high})"
+        )
+    routes = {"high": "senior_ae", "medium": "ae", "low": "sdr_nurture", "anti_icp": "disqualify"}
+    routes.update(document.get("routes") or {})
+    if set(routes) != set(ROUTE_KEYS) or not all(isinstance(v, str) and v for v in routes.values()):
+        raise fail(f"routes must map exactly {', '.join(ROUTE_KEYS)} to route names")
+    top_factor_count = document.get("top_factors", 5)
+    if not isinstance(top_factor_count, int) or top_factor_count < 1:
+        raise fail("top_factors must be a positive integer")
+    base_points = document.get("base_points", 0)
+    if not isinstance(base_points, int | float):
+        raise fail("base_points must be a number")
+    canonical = json.dumps(document, sort_keys=True, default=str).encode()
+    return ScoringConfig(
+        model=model,
+        base_points=float(base_points),
+        criteria=tuple(criteria),
+        anti_icp_rules=tuple(rules),
+        high_threshold=float(high),
+        medium_threshold=float(medium),
+        routes=routes,
+        top_factor_count=top_factor_count,
+        fingerprint=hashlib.sha256(canonical).hexdigest()[:12],
+    )
+
+
+def _identifier(entry: Any, field: str, where: str, fail) -> str:
+    if not isinstance(entry, dict):
+        raise fail(f"{where}: expected a mapping")
+    value = entry.get(field)
+    if not isinstance(value, str) or not value.replace("_", "").isalnum():
+        raise fail(f"{where}: {field} must be a name of letters, digits and underscores")
+    return value
+
+
+def _condition(entry: dict[str, Any], where: str, fail) -> Condition:
+    attribute = _identifier(entry, "attribute", where, fail)
+    when = entry.get("when")
+    if not isinstance(when, dict) or len(when) != 1:
+        raise fail(f"{where}: when must hold exactly one operator ({', '.join(OPERATORS)})")
+    ((operator, operand),) = when.items()
+    shape = OPERATORS.get(operator)
+    if shape is None:
+        raise fail(f"{where}: unknown operator {operator!r} ({', '.join(OPERATORS)})")
+    valid = {
+        "scalar": isinstance(operand, str | int | float) and not isinstance(operand, bool),
+        "list": isinstance(operand, list) and len(operand) > 0,
+        "number": isinstance(operand, int | float) and not isinstance(operand, bool),
+        "pair": isinstance(operand, list)
+        and len(operand) == 2
+        and all(isinstance(v, int | float) for v in operand)
+        and operand[0] <= operand[1],
+        "true": operand is True,
+    }[shape]
+    if not valid:
+        raise fail(f"{where}: operand of {operator} is not a valid {shape} ({operand!r})")
+    return Condition(attribute, operator, operand)

@@ -1,0 +1,274 @@
+"""Scoring accounts in the warehouse: points per factor, fit score, tier, anti-ICP, route.
+
+Every scorer produces the same long table ``(account_id, factor, points)``; the scorecard
+turns it into the published columns. The hand-set points model (:func:`rule_factor_points`)
+is the first scorer; the data-derived one plugs in by writing the same table.
+
+Work stays in DuckDB: the config becomes one SQL statement per step, with every value from the
+config bound as a parameter and every attribute name checked against the feature columns.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import duckdb
+
+from dagster_project.scoring.config import Condition, ScoringConfig, ScoringConfigError
+
+__all__ = [
+    "FACTOR_TABLE",
+    "FEATURE_TABLE",
+    "SCORED_TABLE",
+    "build_features",
+    "publish_scores",
+    "rule_factor_points",
+    "score_accounts",
+]
+
+FEATURE_TABLE = "scoring_features"
+FACTOR_TABLE = "factor_points"
+SCORED_TABLE = "scored_accounts"
+CURRENT_TABLE = "marts.account_fit_scores"
+HISTORY_TABLE = "marts.account_fit_score_history"
+#: Factor names the scorecard adds so that the listed points always add up to the score.
+BASE_FACTOR = "base_points"
+BOUNDS_FACTOR = "score_bounds_0_100"
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str]:
+    """Join firmographics and metrics into one row per account; returns column -> type."""
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {FEATURE_TABLE} AS
+        SELECT accounts.*, metrics.* EXCLUDE (account_id)
+        FROM marts.dim_accounts AS accounts
+        LEFT JOIN marts.fct_account_metrics AS metrics
+            ON metrics.account_id = accounts.account_id AND metrics.as_of_date = $as_of
+        """,
+        {"as_of": as_of},
+    )
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE {FEATURE_TABLE}").fetchall()}
+
+
+class _Params:
+    """Collects bound parameters under generated names."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+
+    def bind(self, value: object) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        return f"${name}"
+
+
+def _condition_sql(condition: Condition, column_types: dict[str, str], params: _Params) -> str:
+    """SQL that is true when the condition holds (NULL attribute: false)."""
+    if condition.attribute not in column_types:
+        raise ScoringConfigError(
+            f"attribute {condition.attribute!r} is not a scoring feature; available: "
+            + ", ".join(sorted(column_types))
+        )
+    column = _quote(condition.attribute)
+    is_text = column_types[condition.attribute] == "VARCHAR"
+    op, operand = condition.operator, condition.operand
+    if op == "is_missing":
+        return f"{column} IS NULL"
+    if op == "contains_any":
+        items = params.bind([str(v).strip().lower() for v in operand])
+        predicate = (
+            f"len(list_intersect(list_transform(string_split(lower({column}), ';'), "
+            f"lambda item: trim(item)), {items})) > 0"
+        )
+    elif op in ("eq", "not_eq", "in", "not_in"):
+        values = operand if isinstance(operand, list) else [operand]
+        if is_text:
+            bound = params.bind([str(v).strip().lower() for v in values])
+            predicate = f"list_contains({bound}, lower(trim({column})))"
+        else:
+            bound = params.bind([float(v) for v in values])
+            predicate = f"list_contains({bound}, CAST({column} AS DOUBLE))"
+        if op in ("not_eq", "not_in"):
+            predicate = f"NOT {predicate}"
+    elif op == "between":
+        low, high = params.bind(float(operand[0])), params.bind(float(operand[1]))
+        predicate = f"{column} BETWEEN {low} AND {high}"
+    else:
+        if is_text:
+            raise ScoringConfigError(
+                f"{op} needs a numeric attribute; {condition.attribute} is text"
+            )
+        symbol = {"gte": ">=", "gt": ">", "lte": "<=", "lt": "<"}[op]
+        predicate = f"{column} {symbol} {params.bind(float(operand))}"
+    return f"coalesce({predicate}, false)"
+
+
+def rule_factor_points(
+    con: duckdb.DuckDBPyConnection, config: ScoringConfig, column_types: dict[str, str]
+) -> None:
+    """Write ``factor_points``: the config's points per criterion for every account."""
+    params = _Params()
+    columns = []
+    for criterion in config.criteria:
+        condition = _condition_sql(criterion.condition, column_types, params)
+        points = params.bind(criterion.points)
+        columns.append(
+            f"CAST(CASE WHEN {condition} THEN {points} ELSE 0 END AS DECIMAL(7, 2)) "
+            f"AS {_quote(criterion.name)}"
+        )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS
+        UNPIVOT (SELECT account_id, {", ".join(columns)} FROM {FEATURE_TABLE})
+        ON COLUMNS(* EXCLUDE (account_id)) INTO NAME factor VALUE points
+        """,
+        params.values,
+    )
+
+
+def _anti_icp_reasons_sql(
+    config: ScoringConfig, column_types: dict[str, str], params: _Params
+) -> str:
+    cases = [
+        f"CASE WHEN {_condition_sql(rule.condition, column_types, params)} "
+        f"THEN {params.bind(rule.code)} END"
+        for rule in config.anti_icp_rules
+    ]
+    if not cases:
+        return "CAST([] AS VARCHAR[])"
+    return f"list_filter([{', '.join(cases)}], lambda code: code IS NOT NULL)"
+
+
+def score_accounts(
+    con: duckdb.DuckDBPyConnection,
+    config: ScoringConfig,
+    column_types: dict[str, str],
+    as_of: date,
+    scored_at: datetime,
+) -> None:
+    """Write ``scored_accounts``: one row per account with every published column.
+
+    ``factor_points`` (every factor, largest first) always adds up exactly to ``fit_score``:
+    the base points and the cut at 0 or 100 are listed as factors of their own.
+    """
+    params = _Params()
+    reasons = _anti_icp_reasons_sql(config, column_types, params)
+    base = params.bind(config.base_points)
+    high, medium = params.bind(config.high_threshold), params.bind(config.medium_threshold)
+    routes = {key: params.bind(value) for key, value in config.routes.items()}
+    top_count = params.bind(config.top_factor_count)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {SCORED_TABLE} AS
+        WITH totals AS (
+            SELECT
+                account_id,
+                CAST({base} AS DECIMAL(7, 2)) AS base_points,
+                CAST({base} AS DECIMAL(7, 2)) + sum(points) AS unbounded_score,
+                list({{'factor': factor, 'points': points}} ORDER BY abs(points) DESC, factor)
+                    FILTER (WHERE points <> 0) AS criterion_points
+            FROM {FACTOR_TABLE}
+            GROUP BY account_id
+        ),
+        bounded AS (
+            SELECT
+                *,
+                CAST(greatest(0, least(100, unbounded_score)) AS DECIMAL(7, 2)) AS fit_score
+            FROM totals
+        ),
+        flagged AS (
+            SELECT account_id, {reasons} AS anti_icp_reasons
+            FROM {FEATURE_TABLE}
+        ),
+        final AS (
+            SELECT
+                bounded.account_id,
+                CAST($as_of AS DATE) AS as_of_date,
+                bounded.fit_score,
+                CASE
+                    WHEN bounded.fit_score >= {high} THEN 'high'
+                    WHEN bounded.fit_score >= {medium} THEN 'medium'
+                    ELSE 'low'
+                END AS fit_tier,
+                len(flagged.anti_icp_reasons) > 0 AS is_anti_icp,
+                flagged.anti_icp_reasons,
+                list_slice(coalesce(bounded.criterion_points, []), 1, {top_count}) AS top_factors,
+                CAST(NULL AS VARCHAR) AS icp_segment,
+                coalesce(bounded.criterion_points, [])
+                    || CASE WHEN bounded.base_points <> 0
+                        THEN [{{'factor': '{BASE_FACTOR}', 'points': bounded.base_points}}]
+                        ELSE [] END
+                    || CASE WHEN bounded.fit_score <> bounded.unbounded_score
+                        THEN [{{'factor': '{BOUNDS_FACTOR}',
+                               'points': bounded.fit_score - bounded.unbounded_score}}]
+                        ELSE [] END AS factor_points
+            FROM bounded
+            INNER JOIN flagged ON flagged.account_id = bounded.account_id
+        )
+        SELECT
+            account_id,
+            as_of_date,
+            fit_score,
+            fit_tier,
+            is_anti_icp,
+            anti_icp_reasons,
+            top_factors,
+            icp_segment,
+            CASE
+                WHEN is_anti_icp THEN {routes["anti_icp"]}
+                WHEN fit_tier = 'high' THEN {routes["high"]}
+                WHEN fit_tier = 'medium' THEN {routes["medium"]}
+                ELSE {routes["low"]}
+            END AS route,
+            CAST($score_version AS VARCHAR) AS score_version,
+            CAST($scored_at AS TIMESTAMP) AS scored_at,
+            factor_points
+        FROM final
+        ORDER BY account_id
+        """,
+        {
+            **params.values,
+            "as_of": as_of,
+            "score_version": config.score_version,
+            "scored_at": scored_at,
+        },
+    )
+
+
+def publish_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+    """Publish ``scored_accounts`` in one transaction; returns whether the current table moved.
+
+    History keeps one row per account per as-of date: the rows of ``as_of`` are replaced,
+    no other date is touched. The current table only moves forward: a backfill of an older
+    date writes history alone.
+    """
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(
+            f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} AS SELECT * FROM {SCORED_TABLE} LIMIT 0"
+        )
+        con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE as_of_date = $as_of", {"as_of": as_of})
+        con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {SCORED_TABLE}")
+        current_exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'marts' AND table_name = 'account_fit_scores'"
+        ).fetchone()[0]
+        newest = (
+            con.execute(f"SELECT max(as_of_date) FROM {CURRENT_TABLE}").fetchone()[0]
+            if current_exists
+            else None
+        )
+        moves_current = newest is None or as_of >= newest
+        if moves_current:
+            con.execute(f"CREATE OR REPLACE TABLE {CURRENT_TABLE} AS SELECT * FROM {SCORED_TABLE}")
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return moves_current

@@ -1,0 +1,222 @@
+"""Row rules, quarantine and file failures of the ingest, on hand-written landing files."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from dagster_project.ingest.contracts import load_contracts
+from dagster_project.ingest.landing import LandingError
+from dagster_project.ingest.loader import ingest_entity
+
+CONTRACTS = load_contracts()
+EXPORT = "2026-11-20"
+ACCOUNT_HEADER = [
+    "account_id",
+    "account_name",
+    "employee_count",
+    "deployment",
+    "currency",
+    "created_at",
+    "updated_at",
+]
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def _ingest(con, landing: Path, *entities: str, as_of: date | None = None):
+    results = {}
+    for entity in ("reference/fx_rates", *entities):
+        results[entity] = ingest_entity(con, CONTRACTS[entity], landing, as_of)
+    return results
+
+
+@pytest.fixture()
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    yield connection
+    connection.close()
+
+
+def _quarantine(con, entity: str) -> dict[int, list[str]]:
+    rows = con.execute(
+        "SELECT line_number, rules_broken FROM raw.quarantined_rows WHERE entity = ? "
+        "ORDER BY line_number",
+        [entity],
+    ).fetchall()
+    return {line: list(rules) for line, rules in rows}
+
+
+def test_each_row_rule_quarantines_with_reason_and_counts_reconcile(tmp_path, con):
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / "fx_rates.csv",
+        ["date", "currency", "usd_per_unit"],
+        [["2026-01-01", "EUR", "1.08"]],
+    )
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ACCOUNT_HEADER,
+        [
+            ["A1", "Good Co", "120", "cloud", "USD", "2026-01-01", "2026-01-02T10:00:00Z"],  # 2
+            ["A2", "Negative", "-5", "cloud", "", "2026-01-01", "2026-01-02"],  # 3
+            ["A3", "Not a number", "many", "cloud", "", "2026-01-01", "2026-01-02"],  # 4
+            ["A4", "Bad enum", "10", "mainframe", "", "2026-01-01", "2026-01-02"],  # 5
+            ["A5", "Bad date", "10", "cloud", "", "20/01/2026", "2026-01-02"],  # 6
+            ["A6", "Yen", "10", "cloud", "JPY", "2026-01-01", "2026-01-02"],  # 7
+            ["", "No key", "10", "cloud", "", "2026-01-01", "2026-01-02"],  # 8
+            ["A8", "Dup one", "10", "cloud", "", "2026-01-01", "2026-01-02"],  # 9
+            ["A8", "Dup two", "10", "cloud", "", "2026-01-01", "2026-01-03"],  # 10
+            ["A9", "Euro", "10", "Hybrid", "EUR", "2026-01-01", "2026-01-02"],  # 11
+            ["A10", "x", "10", "cloud", "usd", "2026-01-01", "2026-01-02"],  # 12
+        ],
+    )
+    _write_csv(
+        landing / EXPORT / "billing" / "subscriptions.csv",
+        ["subscription_id", "account_id", "mrr", "started_at", "status", "updated_at"],
+        [
+            ["S1", "A1", "100", "2026-01-01", "active", "2026-01-01"],
+            ["S2", "NOPE", "100", "2026-01-01", "active", "2026-01-01"],
+            ["S3", "A1", "1e999", "2026-01-01", "active", "2026-01-01"],
+        ],
+    )
+    results = _ingest(con, landing, "crm/accounts", "billing/subscriptions")
+
+    accounts = _quarantine(con, "crm/accounts")
+    assert accounts[3] == ["below_minimum:employee_count"]
+    assert accounts[4] == ["invalid_integer:employee_count"]
+    assert accounts[5] == ["value_not_allowed:deployment"]
+    assert accounts[6] == ["invalid_timestamp:created_at"]
+    assert accounts[7] == ["unknown_currency:currency"]
+    assert accounts[8] == ["missing_required_value:account_id"]
+    assert accounts[9] == accounts[10] == ["duplicate_key_in_file:account_id"]
+    assert accounts[12] == ["pattern_mismatch:currency"]
+    loaded = con.execute("SELECT account_id FROM raw.crm__accounts ORDER BY 1").fetchall()
+    assert loaded == [("A1",), ("A9",)], "valid rows load; enum case and known fx pass"
+
+    assert _quarantine(con, "billing/subscriptions") == {
+        3: ["orphan_foreign_key:account_id"],
+        4: ["invalid_number:mrr"],
+    }
+
+    for result in results.values():
+        for counts in result.files:
+            assert counts.reconciles, counts
+    assert results["crm/accounts"].rows_read == 11
+    assert results["crm/accounts"].rows_loaded == 2
+    assert results["crm/accounts"].rows_quarantined == 9
+
+
+def test_quarantine_keeps_raw_values_and_hostile_text_unchanged(tmp_path, con):
+    landing = tmp_path / "landing"
+    hostile = "'; DROP TABLE raw.crm__accounts; --"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        [*ACCOUNT_HEADER, "Loyalty Tier"],
+        [
+            ["A1", hostile, "10", "cloud", "", "2026-01-01", "2026-01-02", "gold"],
+            ["A2", '=HYPERLINK("http://x")', "oops", "cloud", "", "2026-01-01", "2026-01-02", ""],
+        ],
+    )
+    _ingest(con, landing, "crm/accounts")
+    name, extras = con.execute(
+        "SELECT account_name, _extra_columns FROM raw.crm__accounts"
+    ).fetchone()
+    assert name == hostile
+    assert extras == '{"Loyalty Tier":"gold"}'
+    raw_values = con.execute(
+        "SELECT raw_values->>'account_name', raw_values->>'employee_count' "
+        "FROM raw.quarantined_rows"
+    ).fetchone()
+    assert raw_values == ('=HYPERLINK("http://x")', "oops")
+
+
+def test_header_matching_ignores_case_spaces_and_bom(tmp_path, con):
+    landing = tmp_path / "landing"
+    path = landing / EXPORT / "crm" / "accounts.csv"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        "\ufeff Account_ID ,ACCOUNT_NAME,Created_At,updated_at\n"
+        "A1,Acme,2026-01-01,2026-01-02\n".encode()
+    )
+    result = _ingest(con, landing, "crm/accounts")["crm/accounts"]
+    assert result.rows_loaded == 1
+
+
+def test_missing_required_column_fails_naming_file_and_column(tmp_path, con):
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ["account_id", "created_at", "updated_at"],
+        [["A1", "2026-01-01", "2026-01-01"]],
+    )
+    with pytest.raises(LandingError, match=r"2026-11-20/crm/accounts.csv.*account_name"):
+        _ingest(con, landing, "crm/accounts")
+
+
+def test_unreadable_file_fails_naming_the_file(tmp_path, con):
+    landing = tmp_path / "landing"
+    path = landing / EXPORT / "crm" / "accounts.csv.gz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(
+        gzip.compress(b"account_id,account_name,created_at,updated_at\nA1,x,2026")[:-9]
+    )
+    with pytest.raises(LandingError, match=r"crm/accounts.csv.gz"):
+        _ingest(con, landing, "crm/accounts")
+
+
+def test_symlink_out_of_landing_root_is_refused(tmp_path, con):
+    outside = _write_csv(tmp_path / "elsewhere.csv", ACCOUNT_HEADER, [])
+    link = tmp_path / "landing" / EXPORT / "crm" / "accounts.csv"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    with pytest.raises(LandingError, match="outside the landing root"):
+        _ingest(con, tmp_path / "landing", "crm/accounts")
+
+
+def test_exports_after_as_of_date_are_not_read(tmp_path, con):
+    landing = tmp_path / "landing"
+    for export, name in (("2026-11-19", "Old name"), ("2026-11-20", "New name")):
+        _write_csv(
+            landing / export / "crm" / "accounts.csv",
+            ACCOUNT_HEADER,
+            [["A1", name, "10", "cloud", "", "2026-01-01", f"{export}"]],
+        )
+    _ingest(con, landing, "crm/accounts", as_of=date(2026, 11, 19))
+    names = con.execute("SELECT account_name, _export_date FROM raw.crm__accounts").fetchall()
+    assert names == [("Old name", date(2026, 11, 19))]
+
+
+def test_parquet_and_gzip_files_are_read_like_csv(tmp_path, con):
+    landing = tmp_path / "landing"
+    csv_path = _write_csv(
+        tmp_path / "accounts.csv",
+        ACCOUNT_HEADER,
+        [["A1", "Acme", "10", "cloud", "", "2026-01-01", "2026-01-02"]],
+    )
+    (landing / "2026-11-19" / "crm").mkdir(parents=True)
+    (landing / "2026-11-20" / "crm").mkdir(parents=True)
+    duckdb.execute(
+        "COPY (SELECT * FROM read_csv(?, all_varchar = true)) TO ? (FORMAT parquet)",
+        [str(csv_path), str(landing / "2026-11-19" / "crm" / "accounts.parquet")],
+    )
+    (landing / "2026-11-20" / "crm" / "accounts.csv.gz").write_bytes(
+        gzip.compress(csv_path.read_bytes())
+    )
+    result = _ingest(con, landing, "crm/accounts")["crm/accounts"]
+    assert [(f.relative_path, f.rows_loaded) for f in result.files] == [
+        ("2026-11-19/crm/accounts.parquet", 1),
+        ("2026-11-20/crm/accounts.csv.gz", 1),
+    ]
