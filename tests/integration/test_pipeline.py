@@ -1,0 +1,151 @@
+"""The whole graph materialized through Dagster on generated data: the published contract."""
+
+from __future__ import annotations
+
+import shutil
+from datetime import date
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from dagster_project.cli import app
+from dagster_project.run import run_pipeline
+from tests.conftest import settings_for
+
+SCORE_COLUMNS = {
+    "account_id": "VARCHAR",
+    "as_of_date": "DATE",
+    "fit_score": "DECIMAL(7,2)",
+    "fit_tier": "VARCHAR",
+    "is_anti_icp": "BOOLEAN",
+    "anti_icp_reasons": "VARCHAR[]",
+    "top_factors": "STRUCT(factor VARCHAR, points DECIMAL(7,2))[]",
+    "icp_segment": "VARCHAR",
+    "route": "VARCHAR",
+    "score_version": "VARCHAR",
+    "scored_at": "TIMESTAMP",
+    "factor_points": "STRUCT(factor VARCHAR, points DECIMAL(7,2))[]",
+}
+
+
+def _read(settings, sql, params=None):
+    with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
+        return con.execute(sql, params or {}).fetchall()
+
+
+def test_whole_graph_materializes_with_every_check_passing(pipeline_run):
+    from dagster_project.defs import build_definitions
+
+    settings, summary = pipeline_run
+    assert summary.success, summary.failures
+    assert summary.checks_failed == []
+    defs = build_definitions(settings)
+    asset_graph = defs.resolve_asset_graph()
+    materializable = {key.to_user_string() for key in asset_graph.materializable_asset_keys}
+    assert {"raw/crm__accounts", "staging/stg_crm__accounts", "marts/dim_accounts",
+            "marts/fct_account_metrics", "marts/account_fit_scores"} <= materializable
+    assert summary.checks_passed >= len(list(asset_graph.asset_check_keys))
+    assert summary.accounts_scored > 0
+    assert summary.rows_quarantined == 0, "the generator writes valid data"
+
+
+def test_published_scores_satisfy_the_contract(pipeline_run):
+    settings, summary = pipeline_run
+    columns = dict(_read(settings, "SELECT column_name, data_type FROM information_schema.columns "
+                                   "WHERE table_schema = 'marts' AND table_name = 'account_fit_scores'"))
+    assert columns == SCORE_COLUMNS
+    (accounts,) = _read(settings, "SELECT count(*) FROM marts.dim_accounts")[0]
+    stats = _read(
+        settings,
+        """
+        SELECT count(*), count(DISTINCT account_id), min(fit_score), max(fit_score),
+               count(DISTINCT as_of_date), count(DISTINCT score_version),
+               count(*) FILTER (WHERE is_anti_icp AND route <> 'disqualify'),
+               count(*) FILTER (WHERE is_anti_icp <> (len(anti_icp_reasons) > 0))
+        FROM marts.account_fit_scores
+        """,
+    )[0]
+    rows, distinct, low, high, dates, versions, anti_not_disqualified, reasons_mismatch = stats
+    assert rows == distinct == accounts == summary.accounts_scored
+    assert 0 <= low <= high <= 100
+    assert dates == versions == 1
+    assert anti_not_disqualified == reasons_mismatch == 0
+    tiers = dict(_read(settings, "SELECT fit_tier, count(*) FROM marts.account_fit_scores GROUP BY 1"))
+    assert set(tiers) <= {"high", "medium", "low"} and len(tiers) >= 2
+    routes = {r for (r,) in _read(settings, "SELECT DISTINCT route FROM marts.account_fit_scores")}
+    assert routes <= {"senior_ae", "ae", "sdr_nurture", "disqualify"}
+    history = _read(settings, "SELECT count(*), count(DISTINCT account_id) "
+                              "FROM marts.account_fit_score_history")[0]
+    assert history == (accounts, accounts)
+
+
+def test_no_contact_pii_in_published_marts(pipeline_run):
+    settings, _ = pipeline_run
+    columns = {c for (c,) in _read(settings, "SELECT column_name FROM information_schema.columns "
+                                             "WHERE table_schema = 'marts'")}
+    assert not {c for c in columns if any(p in c for p in ("email", "phone", "first_name",
+                                                           "last_name", "contact"))}
+
+
+def test_explain_lists_factors_that_add_up_to_the_score(pipeline_run):
+    settings, _ = pipeline_run
+    account_id, fit_score = _read(
+        settings,
+        "SELECT account_id, fit_score FROM marts.account_fit_scores "
+        "WHERE len(factor_points) >= 2 ORDER BY fit_score DESC, account_id LIMIT 1",
+    )[0]
+    result = CliRunner().invoke(app, ["explain", account_id, "--warehouse",
+                                      str(settings.warehouse_path)])
+    assert result.exit_code == 0, result.output
+    assert f"fit score {fit_score}" in result.output
+    factor_lines = [line for line in result.output.splitlines() if "│" in line and "+" in line]
+    listed = sum(float(line.split("│")[2].strip()) for line in factor_lines
+                 if line.split("│")[1].strip() not in ("factor", "total"))
+    assert listed == pytest.approx(float(fit_score))
+    assert f"total  │ {fit_score}" in result.output.replace("[bold]", "")
+
+
+def test_same_input_twice_gives_the_same_scores(pipeline_run, tmp_path):
+    settings, _ = pipeline_run
+    again = settings_for(settings.landing_dir, tmp_path / "again.duckdb")
+    assert run_pipeline(again).success
+    query = "SELECT * EXCLUDE (scored_at) FROM marts.account_fit_scores ORDER BY account_id"
+    assert _read(settings, query) == _read(again, query)
+
+
+def test_missing_required_column_fails_the_run_naming_file_and_column(sample_landing, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(sample_landing, landing)
+    newest = sorted(p.name for p in landing.iterdir() if p.name[:1].isdigit())[-1]
+    tickets = landing / newest / "support" / "tickets.csv"
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT * EXCLUDE (created_at) FROM read_csv(?, all_varchar = true)) "
+            "TO ? (HEADER, DELIMITER ',')",
+            [str(tickets), str(tmp_path / "tickets.csv")],
+        )
+    shutil.move(tmp_path / "tickets.csv", tickets)
+    summary = run_pipeline(settings_for(landing, tmp_path / "warehouse.duckdb"))
+    assert not summary.success
+    failure = "\n".join(summary.failures)
+    assert f"{newest}/support/tickets.csv" in failure and "created_at" in failure
+    with duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True) as con:
+        tables = {t for (t,) in con.execute("SELECT table_name FROM information_schema.tables "
+                                             "WHERE table_schema = 'marts'").fetchall()}
+    assert "account_fit_scores" not in tables, "scoring must not run on a failed ingest"
+
+
+def test_bad_rows_are_quarantined_and_the_run_still_publishes(sample_landing, tmp_path):
+    landing = tmp_path / "landing"
+    shutil.copytree(sample_landing, landing)
+    newest = sorted(p.name for p in landing.iterdir() if p.name[:1].isdigit())[-1]
+    with (landing / newest / "support" / "tickets.csv").open("a", encoding="utf-8") as handle:
+        handle.write("T-BAD-1" + ",ACC-NOPE" + ",2026-11-20" + "," * 6 + "\n")
+    settings = settings_for(landing, tmp_path / "warehouse.duckdb")
+    summary = run_pipeline(settings)
+    assert summary.success, summary.failures
+    assert summary.rows_quarantined == 1
+    rows = _read(settings, "SELECT source_file, rule FROM raw.quarantined_rows")
+    assert rows == [(f"{newest}/support/tickets.csv", "orphan_foreign_key")]
+    assert date.fromisoformat(summary.as_of_date) == date.fromisoformat(newest)
