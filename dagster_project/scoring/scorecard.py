@@ -41,11 +41,19 @@ def _quote(name: str) -> str:
 
 
 def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str]:
-    """Join firmographics and metrics into one row per account; returns column -> type."""
+    """Join firmographics and metrics into one row per account; returns column -> type.
+
+    A column in both tables (``open_roles``) is taken from ``dim_accounts``.
+    """
+    account_columns = _table_columns(con, "dim_accounts")
+    metric_columns = [
+        c for c in _table_columns(con, "fct_account_metrics") if c not in account_columns
+    ]
+    metric_select = "".join(f", metrics.{_quote(c)}" for c in metric_columns)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {FEATURE_TABLE} AS
-        SELECT accounts.*, metrics.* EXCLUDE (account_id)
+        SELECT accounts.*{metric_select}
         FROM marts.dim_accounts AS accounts
         LEFT JOIN marts.fct_account_metrics AS metrics
             ON metrics.account_id = accounts.account_id AND metrics.as_of_date = $as_of
@@ -53,6 +61,15 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
         {"as_of": as_of},
     )
     return {row[0]: row[1] for row in con.execute(f"DESCRIBE {FEATURE_TABLE}").fetchall()}
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = 'marts' AND table_name = $table ORDER BY ordinal_position",
+        {"table": table},
+    ).fetchall()
+    return [name for (name,) in rows]
 
 
 class _Params:

@@ -4,8 +4,6 @@ A factory rather than a module per source: every entity is ingested the same way
 contract (columns, keys, parents) is the only thing that differs, so it is read, not copied.
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from dagster_project.defs.resources import LandingZoneResource, WarehouseResource

@@ -1,7 +1,5 @@
 """The fit-score asset and the blocking checks on what it publishes."""
 
-from __future__ import annotations
-
 from datetime import UTC, datetime
 
 import dagster as dg

@@ -1,7 +1,5 @@
 """The dbt project as Dagster assets: each model an asset, each dbt test an asset check."""
 
-from __future__ import annotations
-
 import json
 from collections.abc import Mapping
 from pathlib import Path

@@ -1,0 +1,17 @@
+"""Synthetic landing-zone data with a planted, documented ICP (see ``generator``)."""
+
+from dagster_project.sample_data.generator import (
+    ANTI_ICP_REASONS,
+    FILE_FORMATS,
+    PLANTED_SEGMENTS,
+    GenerationSummary,
+    generate_landing_zone,
+)
+
+__all__ = [
+    "ANTI_ICP_REASONS",
+    "FILE_FORMATS",
+    "PLANTED_SEGMENTS",
+    "GenerationSummary",
+    "generate_landing_zone",
+]
