@@ -92,6 +92,8 @@ def _run_and_report(settings: Settings) -> None:
     with console.status("Materializing ingest, dbt models and tests, scoring, checks ..."):
         summary = run_pipeline(settings, instance=instance)
     if not summary.success:
+        if summary.output:
+            console.print("\n".join(summary.output.splitlines()[-20:]), markup=False)
         console.print(f"[bold red]Run {summary.run_id} failed.[/]")
         for failure in summary.failures:
             console.print(f"[red]- {failure}[/]")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +30,7 @@ class RunSummary:
     checks_failed: list[str] = field(default_factory=list)
     rows_quarantined: int = 0
     failures: list[str] = field(default_factory=list)
+    output: str = ""
 
 
 def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
@@ -40,6 +44,11 @@ def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+@contextmanager
+def _no_redirect() -> Iterator[None]:
+    yield
+
+
 def run_pipeline(
     settings: Settings, instance: dg.DagsterInstance | None = None, quiet: bool = True
 ) -> RunSummary:
@@ -50,13 +59,16 @@ def run_pipeline(
 
     defs = build_definitions(settings)
     job = defs.resolve_job_def(FULL_RUN_JOB)
-    run_config = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}} if quiet else None
-    result = job.execute_in_process(
-        instance=instance or dg.DagsterInstance.ephemeral(),
-        raise_on_error=False,
-        run_config=run_config,
-    )
-    summary = RunSummary(success=result.success, run_id=result.run_id)
+    run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} if quiet else None
+    # dagster-dbt streams dbt's own log to stdout; quiet runs keep it for the failure report.
+    captured = io.StringIO()
+    with redirect_stdout(captured) if quiet else _no_redirect():
+        result = job.execute_in_process(
+            instance=instance or dg.DagsterInstance.ephemeral(),
+            raise_on_error=False,
+            run_config=run_config,
+        )
+    summary = RunSummary(success=result.success, run_id=result.run_id, output=captured.getvalue())
     for event in result.all_events:
         if event.is_step_failure:
             error = event.step_failure_data.error
@@ -69,7 +81,7 @@ def run_pipeline(
                 f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
             )
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
+        materialization = event.event_specific_data.materialization
         metadata = {key: value.value for key, value in materialization.metadata.items()}
         if materialization.asset_key == FIT_SCORES:
             summary.as_of_date = metadata["as_of_date"]

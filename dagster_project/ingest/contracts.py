@@ -188,7 +188,7 @@ def to_pandera_ibis_schema(contract: EntityContract):
         "Int64": dt.Int64(),
         "Float64": dt.Float64(),
         "boolean": dt.Boolean(),
-        "datetime64[ns, UTC]": dt.Timestamp(),
+        "datetime64[ns, UTC]": dt.Timestamp(scale=6),
     }
     columns = {}
     for column in contract.columns:

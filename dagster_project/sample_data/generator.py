@@ -1154,7 +1154,7 @@ def _export_query(entity: str, columns: Sequence[str]) -> str:
     # Only constant SQL fragments defined in this module and schema column names checked
     # against _IDENTIFIER are joined here; values are bound parameters.
     return (
-        f"SELECT\n    {selected}\n"  # noqa: S608
+        f"SELECT\n    {selected}\n"
         f"FROM (SELECT *, {updated_at} AS updated_at_at_cutoff{extra} FROM {table}\n"
         f"      WHERE {exists_from} < $cutoff) AS state\n"
         f"WHERE updated_at_at_cutoff >= $previous_cutoff\n"
