@@ -34,6 +34,7 @@ HISTORY_TABLE = "marts.account_fit_score_history"
 #: Factor names the scorecard adds so that the listed points always add up to the score.
 BASE_FACTOR = "base_points"
 BOUNDS_FACTOR = "score_bounds_0_100"
+FACTOR_LIST_TYPE = "STRUCT(factor VARCHAR, points DECIMAL(7, 2))[]"
 
 
 def _quote(name: str) -> str:
@@ -234,7 +235,7 @@ def score_accounts(
             fit_tier,
             is_anti_icp,
             anti_icp_reasons,
-            top_factors,
+            CAST(top_factors AS {FACTOR_LIST_TYPE}) AS top_factors,
             icp_segment,
             CASE
                 WHEN is_anti_icp THEN {routes["anti_icp"]}
@@ -244,7 +245,7 @@ def score_accounts(
             END AS route,
             CAST($score_version AS VARCHAR) AS score_version,
             CAST($scored_at AS TIMESTAMP) AS scored_at,
-            factor_points
+            CAST(factor_points AS {FACTOR_LIST_TYPE}) AS factor_points
         FROM final
         ORDER BY account_id
         """,
