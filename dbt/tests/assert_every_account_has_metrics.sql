@@ -1,3 +1,5 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_account_metrics"}}}) }}
+
 -- Every account of dim_accounts has its row in fct_account_metrics for the build's as-of date
 -- (the relationships test on fct_account_metrics checks the other direction).
 with

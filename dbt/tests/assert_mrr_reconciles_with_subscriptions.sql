@@ -1,3 +1,5 @@
+{{ config(meta={"dagster": {"ref": {"name": "fct_account_metrics"}}}) }}
+
 -- Total MRR in the mart equals the MRR of the running subscriptions of current accounts in
 -- staging (nothing lost or double counted by the joins), to the cent.
 with

@@ -72,13 +72,20 @@ def test_webserver_shows_ingest_dbt_scoring_assets_and_checks(sample_landing, tm
         process.terminate()
         process.wait(timeout=30)
     by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-    assert {"raw/crm__accounts", "raw/support__tickets", "staging/stg_crm__accounts",
-            "marts/dim_accounts", "marts/fct_account_metrics",
-            "marts/account_fit_scores"} <= set(by_key)
+    assert {
+        "raw/crm__accounts",
+        "raw/support__tickets",
+        "staging/stg_crm__accounts",
+        "marts/dim_accounts",
+        "marts/fct_account_metrics",
+        "marts/account_fit_scores",
+    } <= set(by_key)
     groups = {n["groupName"] for n in nodes}
     assert {"ingest", "scoring"} <= groups
-    score_checks = {c["name"]: c["blocking"]
-                    for c in by_key["marts/account_fit_scores"]["assetChecksOrError"]["checks"]}
+    score_checks = {
+        c["name"]: c["blocking"]
+        for c in by_key["marts/account_fit_scores"]["assetChecksOrError"]["checks"]
+    }
     assert score_checks["one_row_per_account"] is True
     assert by_key["marts/dim_accounts"]["hasAssetChecks"], "dbt tests appear as asset checks"
     assert by_key["raw/crm__accounts"]["hasAssetChecks"]

@@ -58,7 +58,6 @@ def _build_ingest_asset(
                 description="pandera (in DuckDB via ibis) validates the loaded table.",
             ),
         ],
-        retry_policy=dg.RetryPolicy(max_retries=0),
     )
     def _ingest(
         context: dg.AssetExecutionContext,
