@@ -39,7 +39,10 @@ def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
     home = Path(home or os.environ.get("DAGSTER_HOME") or Path.cwd() / "data" / "dagster_home")
     home = home.resolve()
     home.mkdir(parents=True, exist_ok=True)
-    (home / "dagster.yaml").touch(exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        # Telemetry would try to reach the internet, which a scheduled batch host may not.
+        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -41,4 +40,4 @@ def pipeline_run(sample_landing, tmp_path_factory):
     return settings, summary
 
 
-__all__ = ["replace", "settings_for"]
+__all__ = ["settings_for"]

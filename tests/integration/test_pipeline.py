@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from datetime import date
 
 import duckdb
@@ -179,3 +180,29 @@ def test_bad_rows_are_quarantined_and_the_run_still_publishes(sample_landing, tm
     rows = _read(settings, "SELECT source_file, rule FROM raw.quarantined_rows")
     assert rows == [(f"{newest}/support/tickets.csv", "orphan_foreign_key")]
     assert date.fromisoformat(summary.as_of_date) == date.fromisoformat(newest)
+
+
+def test_as_of_an_earlier_export_scores_that_date_only(pipeline_run, tmp_path):
+    settings, _ = pipeline_run
+    exports = sorted(p.name for p in settings.landing_dir.iterdir() if p.name[:1].isdigit())
+    earlier = date.fromisoformat(exports[0])
+    past = replace(settings_for(settings.landing_dir, tmp_path / "past.duckdb"), as_of_date=earlier)
+    summary = run_pipeline(past)
+    assert summary.success, summary.failures
+    assert _read(past, "SELECT DISTINCT as_of_date FROM marts.account_fit_scores") == [(earlier,)]
+    newest_export_rows = _read(
+        past, "SELECT count(*) FROM raw.crm__accounts WHERE _export_date > ?", [earlier]
+    )
+    assert newest_export_rows == [(0,)]
+    (accounts_then,) = _read(past, "SELECT count(*) FROM marts.dim_accounts")[0]
+    (accounts_now,) = _read(settings, "SELECT count(*) FROM marts.dim_accounts")[0]
+    assert accounts_then != accounts_now, "later exports add or delete accounts"
+
+
+def test_generate_command_writes_a_landing_zone(tmp_path):
+    result = CliRunner().invoke(
+        app, ["generate", "--out", str(tmp_path / "landing"), "--accounts", "60", "--seed", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "landing" / "2026-11-20" / "crm" / "accounts.csv").exists()
+    assert "crm/accounts.csv" in result.output

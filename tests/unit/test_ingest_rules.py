@@ -119,6 +119,38 @@ def test_each_row_rule_quarantines_with_reason_and_counts_reconcile(tmp_path, co
     assert results["crm/accounts"].rows_quarantined == 9
 
 
+def test_range_and_boolean_rules(tmp_path, con):
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ACCOUNT_HEADER,
+        [["A1", "Acme", "10", "cloud", "", "2026-01-01", "2026-01-02"]],
+    )
+    _write_csv(
+        landing / EXPORT / "support" / "tickets.csv",
+        ["ticket_id", "account_id", "created_at", "csat", "priority"],
+        [
+            ["T1", "A1", "2026-02-01", "5", "urgent"],
+            ["T2", "A1", "2026-02-01", "7", "low"],
+            ["T3", "A1", "2026-02-01", "0", "LOW"],
+        ],
+    )
+    _write_csv(
+        landing / EXPORT / "crm" / "opportunities.csv",
+        ["opportunity_id", "account_id", "created_at", "stage", "updated_at", "is_deleted"],
+        [
+            ["O1", "A1", "2026-02-01", "won", "2026-02-01", "true"],
+            ["O2", "A1", "2026-02-01", "won", "2026-02-01", "maybe"],
+        ],
+    )
+    _ingest(con, landing, "crm/accounts", "support/tickets", "crm/opportunities")
+    assert _quarantine(con, "support/tickets") == {
+        3: ["above_maximum:csat"],
+        4: ["below_minimum:csat"],
+    }
+    assert _quarantine(con, "crm/opportunities") == {3: ["invalid_boolean:is_deleted"]}
+
+
 def test_quarantine_keeps_raw_values_and_hostile_text_unchanged(tmp_path, con):
     landing = tmp_path / "landing"
     hostile = "'; DROP TABLE raw.crm__accounts; --"

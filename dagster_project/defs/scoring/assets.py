@@ -20,27 +20,41 @@ from dagster_project.scoring.scorecard import (
 __all__ = ["account_fit_scores", "fit_score_checks"]
 
 FIT_SCORES = dg.AssetKey(["marts", "account_fit_scores"])
+FIT_SCORE_HISTORY = dg.AssetKey(["marts", "account_fit_score_history"])
 DIM_ACCOUNTS = dg.AssetKey(["marts", "dim_accounts"])
 ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
 
 
-@dg.asset(
-    key=FIT_SCORES,
-    deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
-    group_name="scoring",
-    kinds={"duckdb", "python"},
-    description=(
-        "Fit score 0-100, tier, anti-ICP flags with reasons, top factors and route for every "
-        "account, prospects included; each run also replaces its date's rows in "
-        "marts.account_fit_score_history."
-    ),
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            FIT_SCORES,
+            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            group_name="scoring",
+            kinds={"duckdb", "python"},
+            description=(
+                "Fit score 0-100, tier, anti-ICP flags with reasons, top factors and route for "
+                "every account, prospects included, as of the newest date scored."
+            ),
+        ),
+        dg.AssetSpec(
+            FIT_SCORE_HISTORY,
+            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            group_name="scoring",
+            kinds={"duckdb"},
+            description=(
+                "Every scoring run, one row per account per as-of date; a run replaces the "
+                "rows of its own date only."
+            ),
+        ),
+    ],
 )
 def account_fit_scores(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
     landing: LandingZoneResource,
     scoring_config: ScoringConfigResource,
-) -> dg.MaterializeResult:
+):
     config = scoring_config.load()
     as_of = landing.resolved_as_of()
     with warehouse.connect() as con:
@@ -57,7 +71,12 @@ def account_fit_scores(
             "SELECT count(*), count(*) FILTER (WHERE is_anti_icp) FROM scored_accounts"
         ).fetchone()
     context.log.info(f"scored {accounts} accounts as of {as_of}: {tiers}, {anti_icp} anti-ICP")
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
+        asset_key=FIT_SCORE_HISTORY,
+        metadata={"as_of_date": as_of.isoformat(), "rows_replaced": accounts},
+    )
+    yield dg.MaterializeResult(
+        asset_key=FIT_SCORES,
         metadata={
             "as_of_date": as_of.isoformat(),
             "score_version": config.score_version,
@@ -67,14 +86,16 @@ def account_fit_scores(
             "tier_low": tiers.get("low", 0),
             "anti_icp": anti_icp,
             "published_as_current": moved_current,
-        }
+        },
     )
 
 
-def _failing_rows_check(name: str, description: str, failing_rows_sql: str):
+def _failing_rows_check(
+    name: str, description: str, failing_rows_sql: str, asset: dg.AssetKey = FIT_SCORES
+):
     """A blocking check that passes when ``failing_rows_sql`` returns no rows."""
 
-    @dg.asset_check(asset=FIT_SCORES, name=name, blocking=True, description=description)
+    @dg.asset_check(asset=asset, name=name, blocking=True, description=description)
     def _check(warehouse: WarehouseResource, scoring_config: ScoringConfigResource):
         config = scoring_config.load()
         with warehouse.connect(read_only=True) as con:
@@ -132,5 +153,12 @@ fit_score_checks = [
         SELECT account_id, fit_score FROM {CURRENT_TABLE}
         WHERE fit_score <> coalesce(list_sum(list_transform(factor_points, lambda f: f.points)), 0)
         """,
+    ),
+    _failing_rows_check(
+        "one_row_per_account_per_date",
+        "History holds one row per account per as-of date.",
+        "SELECT account_id, as_of_date, count(*) FROM marts.account_fit_score_history "
+        "GROUP BY ALL HAVING count(*) > 1",
+        asset=FIT_SCORE_HISTORY,
     ),
 ]
