@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from dagster_project.scoring.anti_icp import AntiIcpSettings
+from dagster_project.scoring.learned import LearnedSettings
 
 __all__ = [
     "AntiIcpRule",
@@ -68,6 +71,26 @@ class AntiIcpRule:
 
 
 @dataclass(frozen=True)
+class SegmentSettings:
+    """Multi-ICP: when do the best customers form distinct groups."""
+
+    max_segments: int = 3
+    min_silhouette: float = 0.25
+    min_segment_share: float = 0.2
+
+
+@dataclass(frozen=True)
+class ValidationSettings:
+    """Backtest, breadth and drift settings."""
+
+    backtest_days: int = 180
+    icp_share_low: float = 0.05
+    icp_share_high: float = 0.15
+    psi_warn: float = 0.2
+    tier_share_change_warn: float = 0.05
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     """A validated scoring config."""
 
@@ -80,6 +103,12 @@ class ScoringConfig:
     routes: dict[str, str]
     top_factor_count: int
     fingerprint: str
+    learned: LearnedSettings = field(default_factory=LearnedSettings)
+    learned_anti_icp: AntiIcpSettings = field(default_factory=AntiIcpSettings)
+    segments: SegmentSettings = field(default_factory=SegmentSettings)
+    validation: ValidationSettings = field(default_factory=ValidationSettings)
+    blend_learned_weight: float = 0.7
+    pinned_points: dict[str, float] = field(default_factory=dict)
 
     def tier_for(self, fit_score: float) -> str:
         """The tier of a score under this config's thresholds."""
@@ -123,8 +152,6 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
     model = document.get("model", "rules")
     if model not in MODELS:
         raise fail(f"model must be one of {', '.join(MODELS)}, not {model!r}")
-    if model != "rules":
-        raise fail(f"model {model!r} needs the learned ICP, which this version does not ship yet")
     criteria = []
     for index, entry in enumerate(document.get("criteria") or []):
         where = f"criteria[{index}]"
@@ -159,6 +186,22 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
     base_points = document.get("base_points", 0)
     if not isinstance(base_points, int | float):
         raise fail("base_points must be a number")
+    learned_section = dict(document.get("learned") or {})
+    anti_section = learned_section.pop("anti_icp", None) or {}
+    blend_weight = learned_section.pop("blend_learned_weight", 0.7)
+    pinned = learned_section.pop("pinned_points", None) or {}
+    if not isinstance(blend_weight, int | float) or not 0 <= blend_weight <= 1:
+        raise fail("learned.blend_learned_weight must be between 0 and 1")
+    if not isinstance(pinned, dict) or not all(
+        isinstance(k, str) and "=" in k and isinstance(v, int | float) for k, v in pinned.items()
+    ):
+        raise fail("learned.pinned_points maps 'attribute=bin' to points")
+    learned = _settings(learned_section, LearnedSettings, "learned", fail)
+    for attribute in learned.attributes:
+        if not attribute.replace("_", "").isalnum():
+            raise fail(f"learned.attributes: {attribute!r} is not a column name")
+    if not 0 < learned.best_share < 1:
+        raise fail("learned.best_share must be between 0 and 1")
     canonical = json.dumps(document, sort_keys=True, default=str).encode()
     return ScoringConfig(
         model=model,
@@ -170,7 +213,40 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
         routes=routes,
         top_factor_count=top_factor_count,
         fingerprint=hashlib.sha256(canonical).hexdigest()[:12],
+        learned=learned,
+        learned_anti_icp=_settings(anti_section, AntiIcpSettings, "learned.anti_icp", fail),
+        segments=_settings(document.get("segments") or {}, SegmentSettings, "segments", fail),
+        validation=_settings(
+            document.get("validation") or {}, ValidationSettings, "validation", fail
+        ),
+        blend_learned_weight=float(blend_weight),
+        pinned_points={k: float(v) for k, v in pinned.items()},
     )
+
+
+def _settings(section: Any, cls: type, where: str, fail):
+    """Build a settings dataclass from a config section, type-checked against its defaults."""
+    if not isinstance(section, dict):
+        raise fail(f"{where} must be a mapping")
+    defaults = cls()
+    known = {f.name for f in fields(cls)}
+    unknown = set(section) - known
+    if unknown:
+        raise fail(f"{where}: unknown setting(s) {', '.join(sorted(unknown))}")
+    values = {}
+    for name, value in section.items():
+        default = getattr(defaults, name)
+        if isinstance(default, tuple):
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise fail(f"{where}.{name} must be a list of names")
+            value = tuple(value)
+        elif isinstance(default, bool) or not isinstance(value, int | float):
+            if type(value) is not type(default):
+                raise fail(f"{where}.{name} must be a {type(default).__name__}")
+        elif isinstance(default, int) and not isinstance(value, int):
+            raise fail(f"{where}.{name} must be an integer")
+        values[name] = value
+    return cls(**values)
 
 
 def _identifier(entry: Any, field: str, where: str, fail) -> str:

@@ -17,7 +17,10 @@ import duckdb
 from dagster_project.scoring.config import Condition, ScoringConfig, ScoringConfigError
 
 __all__ = [
+    "BASE_FACTOR",
     "FACTOR_TABLE",
+    "RULE_POINTS_TABLE",
+    "configured_anti_icp_sql",
     "FEATURE_TABLE",
     "SCORED_TABLE",
     "build_features",
@@ -28,6 +31,7 @@ __all__ = [
 
 FEATURE_TABLE = "scoring_features"
 FACTOR_TABLE = "factor_points"
+RULE_POINTS_TABLE = "rule_points"
 SCORED_TABLE = "scored_accounts"
 CURRENT_TABLE = "marts.account_fit_scores"
 HISTORY_TABLE = "marts.account_fit_score_history"
@@ -127,9 +131,13 @@ def _condition_sql(condition: Condition, column_types: dict[str, str], params: _
 
 
 def rule_factor_points(
-    con: duckdb.DuckDBPyConnection, config: ScoringConfig, column_types: dict[str, str]
+    con: duckdb.DuckDBPyConnection,
+    config: ScoringConfig,
+    column_types: dict[str, str],
+    table: str = RULE_POINTS_TABLE,
 ) -> None:
-    """Write ``factor_points``: the config's points per criterion for every account."""
+    """Write ``table`` (account_id, factor, points): the config's points per criterion and
+    its base points, for every account."""
     params = _Params()
     columns = []
     for criterion in config.criteria:
@@ -141,42 +149,53 @@ def rule_factor_points(
         )
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS
+        CREATE OR REPLACE TEMP TABLE {table} AS
         UNPIVOT (SELECT account_id, {", ".join(columns)} FROM {FEATURE_TABLE})
         ON COLUMNS(* EXCLUDE (account_id)) INTO NAME factor VALUE points
         """,
         params.values,
     )
+    con.execute(
+        f"INSERT INTO {table} SELECT account_id, '{BASE_FACTOR}', "
+        f"CAST($base AS DECIMAL(7, 2)) FROM {FEATURE_TABLE}",
+        {"base": config.base_points},
+    )
 
 
-def _anti_icp_reasons_sql(
-    config: ScoringConfig, column_types: dict[str, str], params: _Params
-) -> str:
-    cases = [
-        f"CASE WHEN {_condition_sql(rule.condition, column_types, params)} "
-        f"THEN {params.bind(rule.code)} END"
+def configured_anti_icp_sql(
+    config: ScoringConfig, column_types: dict[str, str]
+) -> tuple[str, dict[str, object]]:
+    """(account_id, reason_code) for the config's knock-out rules, with its parameters."""
+    params = _Params()
+    selects = [
+        f"SELECT account_id, CAST({params.bind(rule.code)} AS VARCHAR) AS reason_code "
+        f"FROM {FEATURE_TABLE} WHERE {_condition_sql(rule.condition, column_types, params)}"
         for rule in config.anti_icp_rules
     ]
-    if not cases:
-        return "CAST([] AS VARCHAR[])"
-    return f"list_filter([{', '.join(cases)}], lambda code: code IS NOT NULL)"
+    if not selects:
+        return (
+            "SELECT CAST(NULL AS VARCHAR) AS account_id, CAST(NULL AS VARCHAR) AS reason_code "
+            "WHERE false",
+            {},
+        )
+    return " UNION ALL ".join(selects), params.values
 
 
 def score_accounts(
     con: duckdb.DuckDBPyConnection,
     config: ScoringConfig,
-    column_types: dict[str, str],
     as_of: date,
     scored_at: datetime,
+    score_version: str,
 ) -> None:
     """Write ``scored_accounts``: one row per account with every published column.
 
-    ``factor_points`` (every factor, largest first) always adds up exactly to ``fit_score``:
-    the base points and the cut at 0 or 100 are listed as factors of their own.
+    Reads ``factor_points`` (every factor's points, the base included as ``base_points``),
+    ``anti_icp_flags (account_id, anti_icp_reasons)`` and ``account_segments (account_id,
+    icp_segment)``. ``factor_points`` of the output (every factor, largest first) always adds
+    up exactly to ``fit_score``: the cut at 0 or 100 is listed as a factor of its own.
     """
     params = _Params()
-    reasons = _anti_icp_reasons_sql(config, column_types, params)
-    base = params.bind(config.base_points)
     high, medium = params.bind(config.high_threshold), params.bind(config.medium_threshold)
     routes = {key: params.bind(value) for key, value in config.routes.items()}
     top_count = params.bind(config.top_factor_count)
@@ -186,10 +205,11 @@ def score_accounts(
         WITH totals AS (
             SELECT
                 account_id,
-                CAST({base} AS DECIMAL(7, 2)) AS base_points,
-                CAST({base} AS DECIMAL(7, 2)) + sum(points) AS unbounded_score,
+                CAST(sum(points) AS DECIMAL(7, 2)) AS unbounded_score,
                 list({{'factor': factor, 'points': points}} ORDER BY abs(points) DESC, factor)
-                    FILTER (WHERE points <> 0) AS criterion_points
+                    FILTER (WHERE points <> 0 AND factor <> '{BASE_FACTOR}') AS criterion_points,
+                list({{'factor': factor, 'points': points}})
+                    FILTER (WHERE points <> 0 AND factor = '{BASE_FACTOR}') AS base_points
             FROM {FACTOR_TABLE}
             GROUP BY account_id
         ),
@@ -199,46 +219,41 @@ def score_accounts(
                 CAST(greatest(0, least(100, unbounded_score)) AS DECIMAL(7, 2)) AS fit_score
             FROM totals
         ),
-        flagged AS (
-            SELECT account_id, {reasons} AS anti_icp_reasons
-            FROM {FEATURE_TABLE}
-        ),
         final AS (
             SELECT
-                bounded.account_id,
+                features.account_id,
                 CAST($as_of AS DATE) AS as_of_date,
-                bounded.fit_score,
+                coalesce(bounded.fit_score, 0) AS fit_score,
                 CASE
-                    WHEN bounded.fit_score >= {high} THEN 'high'
-                    WHEN bounded.fit_score >= {medium} THEN 'medium'
+                    WHEN coalesce(bounded.fit_score, 0) >= {high} THEN 'high'
+                    WHEN coalesce(bounded.fit_score, 0) >= {medium} THEN 'medium'
                     ELSE 'low'
                 END AS fit_tier,
-                len(flagged.anti_icp_reasons) > 0 AS is_anti_icp,
-                flagged.anti_icp_reasons,
+                coalesce(flags.anti_icp_reasons, CAST([] AS VARCHAR[])) AS anti_icp_reasons,
                 list_slice(coalesce(bounded.criterion_points, []), 1, {top_count}) AS top_factors,
-                CAST(NULL AS VARCHAR) AS icp_segment,
+                segments.icp_segment,
                 coalesce(bounded.criterion_points, [])
-                    || CASE WHEN bounded.base_points <> 0
-                        THEN [{{'factor': '{BASE_FACTOR}', 'points': bounded.base_points}}]
-                        ELSE [] END
+                    || coalesce(bounded.base_points, [])
                     || CASE WHEN bounded.fit_score <> bounded.unbounded_score
                         THEN [{{'factor': '{BOUNDS_FACTOR}',
                                'points': bounded.fit_score - bounded.unbounded_score}}]
                         ELSE [] END AS factor_points
-            FROM bounded
-            INNER JOIN flagged ON flagged.account_id = bounded.account_id
+            FROM {FEATURE_TABLE} AS features
+            LEFT JOIN bounded ON bounded.account_id = features.account_id
+            LEFT JOIN anti_icp_flags AS flags ON flags.account_id = features.account_id
+            LEFT JOIN account_segments AS segments ON segments.account_id = features.account_id
         )
         SELECT
             account_id,
             as_of_date,
             fit_score,
             fit_tier,
-            is_anti_icp,
+            len(anti_icp_reasons) > 0 AS is_anti_icp,
             anti_icp_reasons,
             CAST(top_factors AS {FACTOR_LIST_TYPE}) AS top_factors,
             icp_segment,
             CASE
-                WHEN is_anti_icp THEN {routes["anti_icp"]}
+                WHEN len(anti_icp_reasons) > 0 THEN {routes["anti_icp"]}
                 WHEN fit_tier = 'high' THEN {routes["high"]}
                 WHEN fit_tier = 'medium' THEN {routes["medium"]}
                 ELSE {routes["low"]}
@@ -252,21 +267,24 @@ def score_accounts(
         {
             **params.values,
             "as_of": as_of,
-            "score_version": config.score_version,
+            "score_version": score_version,
             "scored_at": scored_at,
         },
     )
 
 
-def publish_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+def publish_scores(
+    con: duckdb.DuckDBPyConnection, as_of: date, in_transaction: bool = False
+) -> bool:
     """Publish ``scored_accounts`` in one transaction; returns whether the current table moved.
 
     History keeps one row per account per as-of date: the rows of ``as_of`` are replaced,
     no other date is touched. The current table only moves forward: a backfill of an older
     date writes history alone.
     """
-    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
-    con.execute("BEGIN TRANSACTION")
+    if not in_transaction:
+        con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+        con.execute("BEGIN TRANSACTION")
     try:
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} AS SELECT * FROM {SCORED_TABLE} LIMIT 0"
@@ -285,8 +303,10 @@ def publish_scores(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
         moves_current = newest is None or as_of >= newest
         if moves_current:
             con.execute(f"CREATE OR REPLACE TABLE {CURRENT_TABLE} AS SELECT * FROM {SCORED_TABLE}")
-        con.execute("COMMIT")
+        if not in_transaction:
+            con.execute("COMMIT")
     except Exception:
-        con.execute("ROLLBACK")
+        if not in_transaction:
+            con.execute("ROLLBACK")
         raise
     return moves_current

@@ -12,12 +12,7 @@ import yaml
 
 from dagster_project.scoring.config import ScoringConfigError, load_scoring_config
 from dagster_project.scoring.explain import explain_account
-from dagster_project.scoring.scorecard import (
-    build_features,
-    publish_scores,
-    rule_factor_points,
-    score_accounts,
-)
+from dagster_project.scoring.pipeline import publish, run_scoring
 from dagster_project.settings import PROJECT_ROOT
 
 AS_OF = date(2026, 11, 20)
@@ -97,10 +92,8 @@ def con():
 
 def _score(con, config_path: Path, as_of: date = AS_OF) -> dict[str, tuple]:
     config = load_scoring_config(config_path)
-    columns = build_features(con, as_of)
-    rule_factor_points(con, config, columns)
-    score_accounts(con, config, columns, as_of, SCORED_AT)
-    publish_scores(con, as_of)
+    run_scoring(con, config, as_of, SCORED_AT)
+    publish(con, as_of)
     rows = con.execute(
         "SELECT account_id, fit_score, fit_tier, is_anti_icp, anti_icp_reasons, route, "
         "top_factors, factor_points FROM marts.account_fit_scores"
@@ -202,7 +195,9 @@ def test_config_values_are_bound_not_interpolated(tmp_path, con):
             "letters, digits and underscores",
         ),
         ({"tiers": {"high": 30, "medium": 40}}, "0 <= medium < high"),
-        ({"model": "learned"}, "learned ICP"),
+        ({"learned": {"best_share": 1.5}}, "best_share"),
+        ({"learned": {"min_tenure_months": "six"}}, "must be a int"),
+        ({"learned": {"surprise": 1}}, "unknown setting"),
         (
             {"criteria": [{"name": "x", "attribute": "industry", "when": {"gte": 3}, "points": 1}]},
             "numeric attribute",

@@ -9,18 +9,16 @@ from dagster_project.defs.resources import (
     ScoringConfigResource,
     WarehouseResource,
 )
-from dagster_project.scoring.scorecard import (
-    CURRENT_TABLE,
-    build_features,
-    publish_scores,
-    rule_factor_points,
-    score_accounts,
-)
+from dagster_project.scoring.pipeline import publish, run_scoring
+from dagster_project.scoring.scorecard import CURRENT_TABLE
+from dagster_project.scoring.validation import HIGH_BEATS_LOW
 
 __all__ = ["account_fit_scores", "fit_score_checks"]
 
 FIT_SCORES = dg.AssetKey(["marts", "account_fit_scores"])
 FIT_SCORE_HISTORY = dg.AssetKey(["marts", "account_fit_score_history"])
+ICP_PROFILE = dg.AssetKey(["marts", "icp_profile"])
+ICP_VALIDATION = dg.AssetKey(["marts", "icp_validation"])
 DIM_ACCOUNTS = dg.AssetKey(["marts", "dim_accounts"])
 ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
 
@@ -47,6 +45,26 @@ ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
                 "rows of its own date only."
             ),
         ),
+        dg.AssetSpec(
+            ICP_PROFILE,
+            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            group_name="scoring",
+            kinds={"duckdb"},
+            description=(
+                "The derived ICP per as-of date and ICP segment: for each attribute value, "
+                "shares among best, worst and all accounts, lift, a 95% interval, WoE and points."
+            ),
+        ),
+        dg.AssetSpec(
+            ICP_VALIDATION,
+            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            group_name="scoring",
+            kinds={"duckdb"},
+            description=(
+                "Per as-of date and measure: backtest AUC, win rate and retention by tier, "
+                "calibration by decile, ICP share of all accounts, drift against the last run."
+            ),
+        ),
     ],
 )
 def account_fit_scores(
@@ -58,12 +76,14 @@ def account_fit_scores(
     config = scoring_config.load()
     as_of = landing.resolved_as_of()
     with warehouse.connect() as con:
-        column_types = build_features(con, as_of)
-        rule_factor_points(con, config, column_types)
-        score_accounts(
-            con, config, column_types, as_of, scored_at=datetime.now(UTC).replace(tzinfo=None)
-        )
-        moved_current = publish_scores(con, as_of)
+        run = run_scoring(con, config, as_of, scored_at=datetime.now(UTC).replace(tzinfo=None))
+        moved_current = publish(con, as_of)
+        validation = {
+            measure: (value, status)
+            for measure, value, status in con.execute(
+                "SELECT measure, value, status FROM icp_validation_rows"
+            ).fetchall()
+        }
         tiers = dict(
             con.execute("SELECT fit_tier, count(*) FROM scored_accounts GROUP BY ALL").fetchall()
         )
@@ -71,6 +91,28 @@ def account_fit_scores(
             "SELECT count(*), count(*) FILTER (WHERE is_anti_icp) FROM scored_accounts"
         ).fetchone()
     context.log.info(f"scored {accounts} accounts as of {as_of}: {tiers}, {anti_icp} anti-ICP")
+    yield dg.MaterializeResult(
+        asset_key=ICP_PROFILE,
+        metadata={
+            "as_of_date": as_of.isoformat(),
+            "labelled_customers": run.labelled_customers,
+            "best_customers": run.best_customers,
+            "worst_customers": run.worst_customers,
+            "icp_segments": [segment.name for segment in run.segments],
+            "learned_anti_icp_rules": [rule.reason_code for rule in run.learned_anti_icp_rules],
+        },
+    )
+    yield dg.MaterializeResult(
+        asset_key=ICP_VALIDATION,
+        metadata={
+            "as_of_date": as_of.isoformat(),
+            **{
+                measure: value
+                for measure, (value, _) in validation.items()
+                if value is not None and not measure.startswith("backtest_calibration")
+            },
+        },
+    )
     yield dg.MaterializeResult(
         asset_key=FIT_SCORE_HISTORY,
         metadata={"as_of_date": as_of.isoformat(), "rows_replaced": accounts},
@@ -155,6 +197,15 @@ fit_score_checks = [
         """,
     ),
     _failing_rows_check(
+        "high_tier_beats_low_tier",
+        "On the backtest outcome (won and retained), or in sample without a backtest, the "
+        "high tier must beat the low tier.",
+        f"SELECT measure, value, detail FROM marts.icp_validation WHERE measure = "
+        f"'{HIGH_BEATS_LOW}' AND status = 'fail' "
+        "AND as_of_date = (SELECT max(as_of_date) FROM marts.icp_validation)",
+        asset=ICP_VALIDATION,
+    ),
+    _failing_rows_check(
         "one_row_per_account_per_date",
         "History holds one row per account per as-of date.",
         "SELECT account_id, as_of_date, count(*) FROM marts.account_fit_score_history "
@@ -162,3 +213,24 @@ fit_score_checks = [
         asset=FIT_SCORE_HISTORY,
     ),
 ]
+
+
+@dg.asset_check(
+    asset=ICP_VALIDATION,
+    name="no_validation_warnings",
+    description="Warns (does not block) on drift, an ICP outside 5-15% of accounts, and the like.",
+)
+def validation_warnings(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.connect(read_only=True) as con:
+        warnings = con.execute(
+            "SELECT measure, value, detail FROM marts.icp_validation WHERE status = 'warn' "
+            "AND as_of_date = (SELECT max(as_of_date) FROM marts.icp_validation)"
+        ).fetchall()
+    return dg.AssetCheckResult(
+        passed=not warnings,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"warnings": [f"{m} = {v}: {d}" for m, v, d in warnings]},
+    )
+
+
+fit_score_checks.append(validation_warnings)

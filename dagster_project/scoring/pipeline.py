@@ -1,0 +1,383 @@
+"""One scoring run, start to end: features, points, flags, segments, profile, validation.
+
+:func:`run_scoring` leaves every result in temporary tables of the connection;
+:func:`publish` then writes the published tables in one transaction. The model the config
+chooses decides where points come from: ``rules`` (the hand-set points model), ``learned``
+(the data-derived scorecard) or ``blend`` (both, weighted); the rest is the same for all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+import duckdb
+
+from dagster_project.scoring.anti_icp import (
+    LearnedAntiIcpRule,
+    learn_anti_icp_rules,
+    learned_reasons_sql,
+    situational_reasons_sql,
+)
+from dagster_project.scoring.config import ScoringConfig
+from dagster_project.scoring.learned import (
+    BIN_TABLE,
+    LABEL_TABLE,
+    Scorecard,
+    build_attribute_bins,
+    fit_scorecard,
+    label_customers,
+)
+from dagster_project.scoring.scorecard import (
+    BASE_FACTOR,
+    FACTOR_TABLE,
+    FEATURE_TABLE,
+    RULE_POINTS_TABLE,
+    build_features,
+    configured_anti_icp_sql,
+    publish_scores,
+    rule_factor_points,
+    score_accounts,
+)
+from dagster_project.scoring.segments import SEGMENT_TABLE, IcpSegment, find_icp_segments
+
+__all__ = ["ScoringRun", "publish", "run_scoring"]
+
+LEARNED_POINTS_TABLE = "learned_points"
+SCORECARD_TABLE = "scorecard_points"
+PROFILE_TABLE = "icp_profile_rows"
+VALIDATION_TABLE = "icp_validation_rows"
+
+
+@dataclass
+class ScoringRun:
+    """What a scoring run found, for metadata, logs and tests."""
+
+    as_of: date
+    score_version: str
+    labelled_customers: int = 0
+    best_customers: int = 0
+    worst_customers: int = 0
+    segments: list[IcpSegment] = field(default_factory=list)
+    scorecards: dict[str, Scorecard] = field(default_factory=dict)
+    learned_anti_icp_rules: list[LearnedAntiIcpRule] = field(default_factory=list)
+
+
+def run_scoring(
+    con: duckdb.DuckDBPyConnection, config: ScoringConfig, as_of: date, scored_at: datetime
+) -> ScoringRun:
+    """Score every account as of ``as_of``; results stay in temporary tables."""
+    from dagster_project.scoring.validation import validate
+
+    run = ScoringRun(as_of=as_of, score_version=config.score_version)
+    column_types = build_features(con, as_of)
+    uses_learned = config.model in ("learned", "blend")
+    backtest = None
+    if uses_learned:
+        # The backtest fits on what was known earlier; it runs first because the current fit
+        # reuses the same working tables.
+        backtest = _backtest(con, config, as_of)
+        _learn(con, config, as_of, run)
+    _combine_factor_points(con, config, column_types, uses_learned)
+    _flag_anti_icp(con, config, column_types, uses_learned)
+    score_accounts(con, config, as_of, scored_at, config.score_version)
+    if uses_learned:
+        _profile(con, config, as_of, run)
+    else:
+        _empty_profile(con)
+    validate(con, config, as_of, backtest)
+    return run
+
+
+def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
+    run.labelled_customers = label_customers(con, config.learned, as_of)
+    run.best_customers, run.worst_customers = con.execute(
+        f"SELECT count(*) FILTER (WHERE outcome_label = 'best'), "
+        f"count(*) FILTER (WHERE outcome_label = 'worst') FROM {LABEL_TABLE}"
+    ).fetchone()
+    attributes = build_attribute_bins(con, config.learned, FEATURE_TABLE)
+    run.segments = find_icp_segments(
+        con,
+        config.segments.max_segments,
+        config.segments.min_silhouette,
+        config.segments.min_segment_share,
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {SCORECARD_TABLE} "
+        "(icp_segment VARCHAR, attribute VARCHAR, bin VARCHAR, points DECIMAL(7, 2), woe DOUBLE, "
+        "base_points DECIMAL(7, 2))"
+    )
+    for segment in run.segments:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE segment_best AS SELECT account_id FROM {SEGMENT_TABLE} "
+            "WHERE icp_segment = $segment",
+            {"segment": segment.name},
+        )
+        scorecard = fit_scorecard(
+            con, config.learned, attributes, "SELECT account_id FROM segment_best"
+        )
+        run.scorecards[segment.name] = scorecard
+        con.executemany(
+            f"INSERT INTO {SCORECARD_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    segment.name,
+                    attribute,
+                    bin_,
+                    config.pinned_points.get(f"{attribute}={bin_}", points),
+                    scorecard.woe[(attribute, bin_)],
+                    scorecard.base_points,
+                )
+                for (attribute, bin_), points in sorted(scorecard.points.items())
+            ],
+        )
+    # Each account is scored against every segment's scorecard and kept in the closest one.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE segment_totals AS
+        SELECT account_bins.account_id, card.icp_segment,
+               any_value(card.base_points) + sum(card.points) AS total
+        FROM {BIN_TABLE} AS account_bins
+        INNER JOIN {SCORECARD_TABLE} AS card USING (attribute, bin)
+        GROUP BY ALL
+        """
+    )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE account_segments AS
+        SELECT account_id, arg_max(icp_segment, total) AS icp_segment
+        FROM segment_totals GROUP BY account_id
+        """
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {LEARNED_POINTS_TABLE} AS
+        SELECT account_bins.account_id, account_bins.attribute || '=' || account_bins.bin AS factor,
+               card.points
+        FROM {BIN_TABLE} AS account_bins
+        INNER JOIN account_segments USING (account_id)
+        INNER JOIN {SCORECARD_TABLE} AS card
+            ON card.icp_segment = account_segments.icp_segment
+           AND card.attribute = account_bins.attribute
+           AND card.bin = account_bins.bin
+        UNION ALL
+        SELECT account_segments.account_id, '{BASE_FACTOR}', any_value(card.base_points)
+        FROM account_segments
+        INNER JOIN {SCORECARD_TABLE} AS card USING (icp_segment)
+        GROUP BY account_segments.account_id
+        """
+    )
+    run.learned_anti_icp_rules = learn_anti_icp_rules(con, config.learned_anti_icp, as_of)
+
+
+def _combine_factor_points(con, config: ScoringConfig, column_types, uses_learned: bool) -> None:
+    sources = []
+    if config.model in ("rules", "blend"):
+        rule_factor_points(con, config, column_types)
+        weight = 1.0 if config.model == "rules" else 1 - config.blend_learned_weight
+        sources.append((RULE_POINTS_TABLE, weight, "rule:" if config.model == "blend" else ""))
+    if uses_learned:
+        weight = 1.0 if config.model == "learned" else config.blend_learned_weight
+        sources.append((LEARNED_POINTS_TABLE, weight, ""))
+    selects = [
+        f"SELECT account_id, CASE WHEN factor = '{BASE_FACTOR}' THEN factor ELSE "
+        f"'{prefix}' || factor END AS factor, "
+        f"CAST(round(points * {float(weight)!r}, 2) AS DECIMAL(7, 2)) AS points FROM {table}"
+        for table, weight, prefix in sources
+    ]
+    # Blended base points are summed into one factor so the list stays readable.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS
+        SELECT account_id, factor, CAST(sum(points) AS DECIMAL(7, 2)) AS points
+        FROM ({" UNION ALL ".join(selects)})
+        GROUP BY account_id, factor
+        """
+    )
+    if not uses_learned:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE account_segments (account_id VARCHAR, "
+            "icp_segment VARCHAR)"
+        )
+
+
+def _flag_anti_icp(con, config: ScoringConfig, column_types, uses_learned: bool) -> None:
+    configured_sql, params = configured_anti_icp_sql(config, column_types)
+    sources = [configured_sql]
+    if uses_learned:
+        sources.append(learned_reasons_sql())
+    situational_columns = {
+        "lifecycle_stage",
+        "payment_failure_rate",
+        "tickets_per_1k_mrr_usd",
+        "grr_12m",
+    }
+    if situational_columns <= set(column_types):
+        sources.append(situational_reasons_sql(FEATURE_TABLE))
+        settings = config.learned_anti_icp
+        params = {
+            **params,
+            "payment_failure": settings.payment_failure_rate_at_least,
+            "support_top_share": settings.support_burden_top_share,
+            "contraction_grr": settings.contraction_grr_below,
+        }
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE anti_icp_flags AS
+        SELECT account_id, list(DISTINCT reason_code ORDER BY reason_code) AS anti_icp_reasons
+        FROM ({" UNION ALL ".join(f"({sql})" for sql in sources)})
+        WHERE account_id IS NOT NULL
+        GROUP BY account_id
+        """,
+        params,
+    )
+
+
+def _empty_profile(con) -> None:
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {PROFILE_TABLE} (
+            as_of_date DATE, icp_segment VARCHAR, attribute VARCHAR, value VARCHAR,
+            is_scored BOOLEAN, accounts BIGINT, best_customers BIGINT, worst_customers BIGINT,
+            share_all DOUBLE, share_best DOUBLE, share_worst DOUBLE, lift DOUBLE,
+            share_best_ci_low DOUBLE, share_best_ci_high DOUBLE, woe DOUBLE,
+            points DECIMAL(7, 2), is_low_sample BOOLEAN, score_version VARCHAR
+        )
+        """
+    )
+
+
+def _profile(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
+    """``icp_profile_rows``: per segment and attribute value, shares among best, worst and all,
+    lift, a 95% Wilson interval of the best share, WoE and points.
+
+    Situational signals (funding recency, hiring, recent engagement) are profiled too but not
+    scored: for customers they describe today, not the moment they bought.
+    """
+    _empty_profile(con)
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE situational_bins AS
+        SELECT account_id, 'funding_recency' AS attribute,
+               CASE WHEN days_since_last_funding IS NULL THEN 'missing'
+                    WHEN days_since_last_funding <= 180 THEN '0-180d'
+                    WHEN days_since_last_funding <= 365 THEN '181-365d'
+                    ELSE 'over_365d' END AS bin
+        FROM {FEATURE_TABLE}
+        UNION ALL
+        SELECT account_id, 'hiring',
+               CASE WHEN open_roles IS NULL THEN 'missing' WHEN open_roles = 0 THEN '0'
+                    WHEN open_roles < 5 THEN '1-4' ELSE '5+' END
+        FROM {FEATURE_TABLE}
+        UNION ALL
+        SELECT account_id, 'engagement_30d',
+               CASE WHEN coalesce(activities_last_30_days, 0) = 0 THEN '0'
+                    WHEN activities_last_30_days < 3 THEN '1-2' ELSE '3+' END
+        FROM {FEATURE_TABLE}
+        """
+    )
+    segments = [s.name for s in run.segments]
+    con.execute(
+        f"""
+        INSERT INTO {PROFILE_TABLE}
+        WITH all_bins AS (
+            SELECT account_id, attribute, bin, true AS is_scored FROM {BIN_TABLE}
+            UNION ALL
+            SELECT account_id, attribute, bin, false FROM situational_bins
+        ),
+        segment_list AS (SELECT unnest($segments) AS icp_segment),
+        positives AS (
+            SELECT icp_segment, account_id FROM {SEGMENT_TABLE}
+        ),
+        negatives AS (SELECT account_id FROM {LABEL_TABLE} WHERE outcome_label = 'worst'),
+        totals AS (
+            SELECT segment_list.icp_segment,
+                   (SELECT count(*) FROM {FEATURE_TABLE}) AS all_total,
+                   (SELECT count(*) FROM positives
+                    WHERE positives.icp_segment = segment_list.icp_segment) AS best_total,
+                   (SELECT count(*) FROM negatives) AS worst_total
+            FROM segment_list
+        ),
+        counts AS (
+            SELECT segment_list.icp_segment, all_bins.attribute, all_bins.bin, all_bins.is_scored,
+                   count(*) AS accounts,
+                   count(positives.account_id) AS best_customers,
+                   count(*) FILTER (WHERE all_bins.account_id IN (SELECT account_id FROM negatives))
+                       AS worst_customers
+            FROM all_bins
+            CROSS JOIN segment_list
+            LEFT JOIN positives
+                ON positives.account_id = all_bins.account_id
+               AND positives.icp_segment = segment_list.icp_segment
+            GROUP BY ALL
+        ),
+        shares AS (
+            SELECT counts.*, totals.best_total,
+                   accounts / all_total AS share_all,
+                   best_customers / nullif(best_total, 0) AS share_best,
+                   worst_customers / nullif(worst_total, 0) AS share_worst
+            FROM counts INNER JOIN totals USING (icp_segment)
+        )
+        SELECT
+            CAST($as_of AS DATE),
+            shares.icp_segment,
+            shares.attribute,
+            shares.bin,
+            shares.is_scored,
+            accounts,
+            best_customers,
+            worst_customers,
+            share_all,
+            share_best,
+            share_worst,
+            share_best / nullif(share_all, 0) AS lift,
+            -- Wilson score interval, z = 1.96
+            (share_best + 1.9208 / best_total
+                - 1.96 * sqrt(share_best * (1 - share_best) / best_total
+                              + 0.9604 / (best_total * best_total)))
+                / (1 + 3.8416 / best_total) AS share_best_ci_low,
+            (share_best + 1.9208 / best_total
+                + 1.96 * sqrt(share_best * (1 - share_best) / best_total
+                              + 0.9604 / (best_total * best_total)))
+                / (1 + 3.8416 / best_total) AS share_best_ci_high,
+            card.woe,
+            card.points,
+            best_customers + worst_customers < 10 AS is_low_sample,
+            CAST($score_version AS VARCHAR)
+        FROM shares
+        LEFT JOIN {SCORECARD_TABLE} AS card
+            ON card.icp_segment = shares.icp_segment
+           AND card.attribute = shares.attribute
+           AND card.bin = shares.bin
+        ORDER BY shares.icp_segment, shares.attribute, shares.bin
+        """,
+        {"segments": segments, "as_of": as_of, "score_version": run.score_version},
+    )
+
+
+def _backtest(con, config: ScoringConfig, as_of: date):
+    """Fit on the facts known ``backtest_days`` earlier, if the warehouse has them."""
+    from dagster_project.scoring.validation import run_backtest
+
+    backtest_date = as_of - timedelta(days=config.validation.backtest_days)
+    return run_backtest(con, config, as_of, backtest_date)
+
+
+def publish(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
+    """Publish scores, history, profile and validation in one transaction."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS marts")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for table, rows in (
+            ("marts.icp_profile", PROFILE_TABLE),
+            ("marts.icp_validation", VALIDATION_TABLE),
+        ):
+            con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {rows} LIMIT 0")
+            con.execute(f"DELETE FROM {table} WHERE as_of_date = $as_of", {"as_of": as_of})
+            con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {rows}")
+        moved = publish_scores(con, as_of, in_transaction=True)
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return moved

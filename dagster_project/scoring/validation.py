@@ -1,0 +1,336 @@
+"""``icp_validation``: does the score predict outcomes, is the ICP a sane size, did it drift?
+
+Every run writes one row per measure: a time-based backtest (fit on the facts known
+``backtest_days`` earlier, then see which accounts open at that date were won and kept),
+the high tier's share of all accounts, and drift against the previous run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import duckdb
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from dagster_project.scoring.config import ScoringConfig
+from dagster_project.scoring.learned import (
+    BIN_TABLE,
+    LABEL_TABLE,
+    build_attribute_bins,
+    fit_scorecard,
+    label_customers,
+)
+from dagster_project.scoring.scorecard import FEATURE_TABLE, HISTORY_TABLE, SCORED_TABLE
+
+__all__ = ["Backtest", "run_backtest", "validate"]
+
+VALIDATION_TABLE = "icp_validation_rows"
+#: The measure the blocking check reads: the high tier must beat the low tier on it.
+HIGH_BEATS_LOW = "high_tier_beats_low_tier"
+
+
+@dataclass
+class Backtest:
+    """Results of fitting at ``backtest_date`` and scoring what happened until ``as_of``."""
+
+    backtest_date: date
+    status: str
+    detail: str = ""
+    measures: dict[str, float | None] = field(default_factory=dict)
+
+
+def _tier_sql(score: str, config: ScoringConfig) -> str:
+    return (
+        f"CASE WHEN {score} >= {float(config.high_threshold)!r} THEN 'high' "
+        f"WHEN {score} >= {float(config.medium_threshold)!r} THEN 'medium' ELSE 'low' END"
+    )
+
+
+def run_backtest(
+    con: duckdb.DuckDBPyConnection, config: ScoringConfig, as_of: date, backtest_date: date
+) -> Backtest:
+    """Fit the scorecard on labels known at ``backtest_date`` and measure it on what followed.
+
+    The population is every account that was a prospect or open pipeline at the backtest
+    date, or did not exist yet; the outcome is being a customer at ``as_of`` (won and
+    retained). Firmographics are today's: the warehouse keeps facts, not firmographics, per
+    date (see docs/scoring.md, limits).
+    """
+    facts_then = con.execute(
+        "SELECT count(*) FROM marts.fct_account_metrics WHERE as_of_date = $date",
+        {"date": backtest_date},
+    ).fetchone()[0]
+    if not facts_then:
+        return Backtest(
+            backtest_date,
+            "skipped",
+            f"no facts for {backtest_date} in marts.fct_account_metrics (backfill that date)",
+        )
+    label_customers(con, config.learned, backtest_date)
+    attributes = build_attribute_bins(con, config.learned, FEATURE_TABLE)
+    try:
+        card = fit_scorecard(con, config.learned, attributes)
+    except ValueError as error:
+        return Backtest(backtest_date, "skipped", str(error))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE backtest_points (attribute VARCHAR, bin VARCHAR, "
+        "points DOUBLE)"
+    )
+    con.executemany(
+        "INSERT INTO backtest_points VALUES (?, ?, ?)",
+        [(attribute, bin_, points) for (attribute, bin_), points in card.points.items()],
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE backtest_population AS
+        WITH scores AS (
+            SELECT account_bins.account_id,
+                   greatest(0, least(100, $base + sum(points.points))) AS fit_score
+            FROM {BIN_TABLE} AS account_bins
+            INNER JOIN backtest_points AS points USING (attribute, bin)
+            GROUP BY account_bins.account_id
+        ),
+        facts_then AS (
+            SELECT * FROM marts.fct_account_metrics WHERE as_of_date = $backtest_date
+        ),
+        facts_now AS (
+            SELECT * FROM marts.fct_account_metrics WHERE as_of_date = $as_of
+        )
+        SELECT
+            facts_now.account_id,
+            scores.fit_score,
+            {_tier_sql("scores.fit_score", config)} AS fit_tier,
+            coalesce(facts_then.lifecycle_stage, 'not_yet') AS stage_then,
+            facts_now.lifecycle_stage AS stage_now,
+            facts_now.opportunities_won - coalesce(facts_then.opportunities_won, 0) AS won_since,
+            facts_now.opportunities_lost - coalesce(facts_then.opportunities_lost, 0) AS lost_since
+        FROM facts_now
+        INNER JOIN scores USING (account_id)
+        LEFT JOIN facts_then USING (account_id)
+        """,
+        {"base": card.base_points, "backtest_date": backtest_date, "as_of": as_of},
+    )
+    result = Backtest(backtest_date, "ok")
+    open_then = "stage_then IN ('prospect', 'open_pipeline', 'not_yet')"
+    arrays = con.execute(
+        f"SELECT fit_score, CAST(stage_now = 'customer' AS INTEGER) FROM backtest_population "
+        f"WHERE {open_then}"
+    ).fetchnumpy()
+    scores, outcomes = np.asarray(arrays["fit_score"]), np.asarray(arrays[list(arrays)[1]])
+    if len(set(outcomes.tolist())) == 2:
+        result.measures["backtest_auc_won_and_retained"] = float(roc_auc_score(outcomes, scores))
+    result.measures["backtest_accounts"] = float(len(outcomes))
+    for tier, won_and_kept, win_rate, retention in con.execute(
+        f"""
+        SELECT fit_tier,
+               avg(CAST(stage_now = 'customer' AS DOUBLE)) FILTER (WHERE {open_then}),
+               sum(won_since) / nullif(sum(won_since + lost_since), 0),
+               avg(CAST(stage_now = 'customer' AS DOUBLE)) FILTER (WHERE stage_then = 'customer')
+        FROM backtest_population GROUP BY fit_tier
+        """
+    ).fetchall():
+        result.measures[f"backtest_won_and_retained_rate_{tier}"] = won_and_kept
+        result.measures[f"backtest_win_rate_{tier}"] = win_rate
+        result.measures[f"backtest_retention_since_{tier}"] = retention
+    for decile, rate, mean_score in con.execute(
+        f"""
+        SELECT decile, avg(outcome), avg(fit_score) FROM (
+            SELECT ntile(10) OVER (ORDER BY fit_score) AS decile, fit_score,
+                   CAST(stage_now = 'customer' AS DOUBLE) AS outcome
+            FROM backtest_population WHERE {open_then}
+        ) GROUP BY decile ORDER BY decile
+        """
+    ).fetchall():
+        result.measures[f"backtest_calibration_decile_{decile:02d}_outcome_rate"] = rate
+        result.measures[f"backtest_calibration_decile_{decile:02d}_mean_score"] = mean_score
+    return result
+
+
+def validate(
+    con: duckdb.DuckDBPyConnection, config: ScoringConfig, as_of: date, backtest: Backtest | None
+) -> None:
+    """Write ``icp_validation_rows`` (as_of_date, measure, value, threshold, status, detail)."""
+    rows: list[tuple[str, float | None, float | None, str, str]] = []
+    settings = config.validation
+    if backtest is None:
+        rows.append(("backtest", None, None, "skipped", "the rules model has no fit to backtest"))
+    else:
+        rows.append(
+            (
+                "backtest",
+                None,
+                None,
+                backtest.status,
+                backtest.detail or f"fit on facts of {backtest.backtest_date}",
+            )
+        )
+        rows.extend(
+            (name, value, None, "ok", "") for name, value in sorted(backtest.measures.items())
+        )
+    rows.append(_high_beats_low(con, backtest))
+    share = con.execute(
+        f"SELECT avg(CAST(fit_tier = 'high' AS DOUBLE)) FROM {SCORED_TABLE}"
+    ).fetchone()[0]
+    in_range = settings.icp_share_low <= (share or 0) <= settings.icp_share_high
+    rows.append(
+        (
+            "high_tier_share_of_accounts",
+            share,
+            None,
+            "ok" if in_range else "warn",
+            f"rule of thumb: an ICP is {settings.icp_share_low:.0%}-{settings.icp_share_high:.0%} "
+            "of the addressable market",
+        )
+    )
+    rows.extend(_drift(con, config, as_of))
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {VALIDATION_TABLE} (
+            as_of_date DATE, measure VARCHAR, value DOUBLE, threshold DOUBLE, status VARCHAR,
+            detail VARCHAR
+        )
+        """
+    )
+    con.executemany(
+        f"INSERT INTO {VALIDATION_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+        [(as_of, *row) for row in rows],
+    )
+
+
+def _high_beats_low(con, backtest: Backtest | None) -> tuple:
+    if backtest is not None and backtest.status == "ok":
+        high = backtest.measures.get("backtest_won_and_retained_rate_high")
+        low = backtest.measures.get("backtest_won_and_retained_rate_low")
+        basis = "backtest: share won and retained among accounts open at the backtest date"
+    else:
+        has_labels = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = $name",
+            {"name": LABEL_TABLE},
+        ).fetchone()[0]
+        if not has_labels:
+            return (HIGH_BEATS_LOW, None, None, "skipped", "no labelled customers")
+        high, low = con.execute(
+            f"""
+            SELECT avg(CAST(labels.outcome_label = 'best' AS DOUBLE))
+                       FILTER (WHERE scored.fit_tier = 'high'),
+                   avg(CAST(labels.outcome_label = 'best' AS DOUBLE))
+                       FILTER (WHERE scored.fit_tier = 'low')
+            FROM {LABEL_TABLE} AS labels INNER JOIN {SCORED_TABLE} AS scored USING (account_id)
+            """
+        ).fetchone()
+        basis = "in-sample (no backtest): share of best customers among labelled customers"
+    if high is None or low is None:
+        return (HIGH_BEATS_LOW, None, None, "skipped", f"{basis}; a tier is empty")
+    ratio = high / low if low else float("inf")
+    return (
+        HIGH_BEATS_LOW,
+        ratio,
+        1.0,
+        "ok" if high > low else "fail",
+        f"{basis}: high {high:.3f} vs low {low:.3f}",
+    )
+
+
+def _drift(con, config: ScoringConfig, as_of: date) -> list[tuple]:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'marts' AND table_name = 'account_fit_score_history'"
+    ).fetchone()[0]
+    previous = (
+        con.execute(
+            f"SELECT max(as_of_date) FROM {HISTORY_TABLE} WHERE as_of_date < $as_of",
+            {"as_of": as_of},
+        ).fetchone()[0]
+        if exists
+        else None
+    )
+    if previous is None:
+        return [("drift_vs_previous_run", None, None, "skipped", "no earlier run in history")]
+    settings = config.validation
+    psi = con.execute(
+        f"""
+        WITH bucketed AS (
+            SELECT 'now' AS run, least(floor(fit_score / 10), 9) AS bucket FROM {SCORED_TABLE}
+            UNION ALL
+            SELECT 'before', least(floor(fit_score / 10), 9) FROM {HISTORY_TABLE}
+            WHERE as_of_date = $previous
+        ),
+        shares AS (
+            SELECT bucket,
+                   greatest(count(*) FILTER (WHERE run = 'now')
+                            / (SELECT count(*) FROM bucketed WHERE run = 'now'), 1e-4) AS now,
+                   greatest(count(*) FILTER (WHERE run = 'before')
+                            / (SELECT count(*) FROM bucketed WHERE run = 'before'), 1e-4) AS before
+            FROM bucketed GROUP BY bucket
+        )
+        SELECT sum((now - before) * ln(now / before)) FROM shares
+        """,
+        {"previous": previous},
+    ).fetchone()[0]
+    rows = [
+        (
+            "score_psi_vs_previous_run",
+            psi,
+            settings.psi_warn,
+            "warn" if psi > settings.psi_warn else "ok",
+            f"previous run as of {previous}",
+        )
+    ]
+    for tier, change in con.execute(
+        f"""
+        WITH now AS (SELECT fit_tier, count(*) / sum(count(*)) OVER () AS share
+                     FROM {SCORED_TABLE} GROUP BY fit_tier),
+             before AS (SELECT fit_tier, count(*) / sum(count(*)) OVER () AS share
+                        FROM {HISTORY_TABLE} WHERE as_of_date = $previous GROUP BY fit_tier)
+        SELECT coalesce(now.fit_tier, before.fit_tier),
+               coalesce(now.share, 0) - coalesce(before.share, 0)
+        FROM now FULL OUTER JOIN before USING (fit_tier) ORDER BY 1
+        """,
+        {"previous": previous},
+    ).fetchall():
+        rows.append(
+            (
+                f"tier_share_change_{tier}",
+                change,
+                settings.tier_share_change_warn,
+                "warn" if abs(change) > settings.tier_share_change_warn else "ok",
+                f"previous run as of {previous}",
+            )
+        )
+    profile_change = (
+        con.execute(
+            """
+        SELECT avg(abs(coalesce(now.points, 0) - coalesce(before.points, 0)))
+        FROM icp_profile_rows AS now
+        INNER JOIN marts.icp_profile AS before
+            ON before.as_of_date = $previous AND before.icp_segment = now.icp_segment
+           AND before.attribute = now.attribute AND before.value = now.value
+        WHERE now.is_scored
+        """,
+            {"previous": previous},
+        ).fetchone()[0]
+        if _table_exists(con, "icp_profile")
+        else None
+    )
+    rows.append(
+        (
+            "profile_points_mean_abs_change",
+            profile_change,
+            None,
+            "ok",
+            f"mean absolute change of scorecard points per attribute value since {previous}",
+        )
+    )
+    return rows
+
+
+def _table_exists(con, table: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = 'marts' AND table_name = $table",
+            {"table": table},
+        ).fetchone()[0]
+    )
