@@ -111,7 +111,7 @@ def test_points_tiers_flags_and_routes(tmp_path, con):
         Decimal("10.00"),
         "low",
         True,
-        ["too_small", "agency"],
+        ["agency", "too_small"],
         "disqualify",
     )
     # A3: 10 base - 30 missing size = -20, bounded to 0; no metrics row at all.
