@@ -53,7 +53,10 @@ def generate(
     end_date: Annotated[
         datetime, typer.Option(formats=["%Y-%m-%d"], help="Date of the newest export.")
     ] = datetime(2026, 11, 20),
-    exports: Annotated[int, typer.Option(min=1, help="Number of export-date folders.")] = 3,
+    exports: Annotated[int, typer.Option(min=1, help="Number of daily export folders.")] = 3,
+    history_months: Annotated[
+        int, typer.Option(min=0, max=48, help="Monthly export folders before the daily ones.")
+    ] = 8,
     file_format: Annotated[str, typer.Option("--format", help="csv, csv.gz or parquet.")] = "csv",
 ) -> None:
     """Write a sample landing zone with a planted ICP (see docs/sample_data.md)."""
@@ -66,6 +69,7 @@ def generate(
             seed=seed,
             end_date=end_date.date(),
             export_count=exports,
+            history_months=history_months,
             file_format=file_format,
         )
     table = Table("file", "rows", title=f"Landing zone {out}")
@@ -109,10 +113,10 @@ def _run_and_report(settings: Settings) -> None:
     table.add_row("rows quarantined", f"{summary.rows_quarantined:,}")
     checks = f"{summary.checks_passed} passed"
     if summary.checks_failed:
-        checks += f", {len(summary.checks_failed)} failed (non-blocking): " + ", ".join(
-            summary.checks_failed
-        )
+        checks += f", {len(summary.checks_failed)} failed: " + ", ".join(summary.checks_failed)
     table.add_row("checks", checks)
+    if summary.checks_warned:
+        table.add_row("warnings", ", ".join(summary.checks_warned))
     table.add_row("warehouse", str(settings.warehouse_path))
     console.print(table)
     console.print(
@@ -148,7 +152,15 @@ def demo(
 
     if landing.exists():
         shutil.rmtree(landing)
-    generate(out=landing, accounts=accounts, seed=seed)
+    generate(
+        out=landing,
+        accounts=accounts,
+        seed=seed,
+        end_date=datetime(2026, 11, 20),
+        exports=3,
+        history_months=8,
+        file_format="csv",
+    )
     _run_and_report(_settings(landing, warehouse, None, scoring_config))
 
 

@@ -18,7 +18,7 @@ def sample_landing(tmp_path_factory) -> Path:
     from dagster_project.sample_data import generate_landing_zone
 
     landing = tmp_path_factory.mktemp("sample") / "landing"
-    generate_landing_zone(landing, accounts=SAMPLE_ACCOUNTS, seed=SAMPLE_SEED)
+    generate_landing_zone(landing, accounts=SAMPLE_ACCOUNTS, seed=SAMPLE_SEED, history_months=8)
     return landing
 
 

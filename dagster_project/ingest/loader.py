@@ -12,6 +12,11 @@ and file paths are always bound parameters.
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
+import re
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -33,7 +38,29 @@ __all__ = [
 
 QUARANTINE_TABLE = "raw.quarantined_rows"
 _LANDING_TABLE = "landing_rows"
-_CSV_OPTIONS = "header = true, all_varchar = true, delim = ',', quote = '\"', escape = '\"'"
+#: Longest CSV record (line) read; a longer one fails the file (see docs/contract.md).
+MAX_CSV_RECORD_BYTES = 2_000_000
+_CSV_OPTIONS = (
+    "header = true, auto_detect = false, delim = ',', quote = '\"', escape = '\"', "
+    f"max_line_size = {MAX_CSV_RECORD_BYTES}"
+)
+_OTHER_DELIMITERS = (
+    (";", "semicolons (';')"),
+    ("\t", "tabs"),
+    ("|", "pipes ('|')"),
+)
+#: Parquet types that turn into text without loss; the row rules then check the text.
+_PARQUET_TEXT_TYPES = re.compile(
+    r"^(VARCHAR|BOOLEAN|U?(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT)|FLOAT|DOUBLE"
+    r"|DECIMAL\(\d+,\s*\d+\)|DATE|TIMESTAMP(_S|_MS|_NS)?|TIMESTAMP WITH TIME ZONE|UUID)$"
+)
+_PARQUET_EXPECTED = {
+    "str": "a text column",
+    "Int64": "an integer column or text",
+    "Float64": "a number column or text",
+    "boolean": "a boolean column or text",
+    "datetime64[ns, UTC]": "a date or timestamp column or text",
+}
 
 
 @dataclass(frozen=True)
@@ -136,7 +163,7 @@ def ingest_entity(
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return _counts(con, contract)
+    return _counts(con, contract, files)
 
 
 def _create_landing_table(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
@@ -157,57 +184,41 @@ def _create_landing_table(con: duckdb.DuckDBPyConnection, contract: EntityContra
 def _read_into_landing_table(
     con: duckdb.DuckDBPyConnection, contract: EntityContract, landing_file: LandingFile
 ) -> None:
-    if landing_file.file_format == "parquet":
-        scan = "read_parquet($path, file_row_number = true)"
-        # Parquet has no header line: line numbers count rows from 1.
-        line_number = "file_row_number + 1"
-    else:
-        scan = f"read_csv($path, {_CSV_OPTIONS})"
-        # The header is line 1; a record with embedded newlines shifts later physical lines.
-        line_number = "row_number() OVER () + 1"
+    """Append the file's rows, as text, to the landing table (with lineage columns).
+
+    The file's own column names never reach the SQL: the scan's columns are renamed by
+    position to ``c0``, ``c1``, ... and matched to the contract in Python.
+    """
     params: dict[str, object] = {"path": str(landing_file.path)}
-    try:
-        header = [
-            row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {scan}", params).fetchall()
-        ]
-    except duckdb.Error as error:
-        raise LandingError(
-            f"{landing_file.relative_path}: cannot be read as {landing_file.file_format} "
-            f"(expected UTF-8 CSV with a header row, comma separated, or Parquet): {error}"
-        ) from error
     if landing_file.file_format == "parquet":
-        header = [name for name in header if name != "file_row_number"]
-    by_name: dict[str, str] = {}
-    for original in header:
-        normalized = original.strip().lstrip("\ufeff").strip().lower()
-        if normalized in by_name:
-            raise LandingError(
-                f"{landing_file.relative_path}: column {normalized!r} appears twice in the header"
-            )
-        by_name[normalized] = original
-    missing = [name for name in contract.required_columns if name not in by_name]
-    if missing:
-        raise LandingError(
-            f"{landing_file.relative_path}: required column(s) {', '.join(missing)} missing; "
-            f"expected the columns of {contract.name}: {', '.join(contract.column_names)} "
-            f"(found: {', '.join(header) or 'no header'})"
-        )
+        header = _parquet_header(con, contract, landing_file)
+        aliases = ", ".join(f"c{index}" for index in range(len(header)))
+        scan = f"read_parquet($path, file_row_number = true) AS source({aliases}, _row_number)"
+        # Parquet has no header line: line numbers count rows from 1.
+        line_number = "_row_number + 1"
+    else:
+        header = _csv_header(landing_file)
+        params["columns"] = {f"c{index}": "VARCHAR" for index in range(len(header))}
+        scan = f"read_csv($path, {_CSV_OPTIONS}, columns = $columns) AS source"
+        # The header is line 1 and each record counts as one line (see docs/contract.md).
+        line_number = "row_number() OVER () + 1"
+    positions = _match_header(contract, landing_file, header)
     selected = []
     for name in contract.column_names:
-        if name in by_name:
-            selected.append(f"CAST({quote_identifier(by_name[name])} AS VARCHAR)")
+        if name in positions:
+            selected.append(f"CAST(c{positions[name]} AS VARCHAR)")
         else:
             selected.append("CAST(NULL AS VARCHAR)")
     extras = [
-        original
-        for normalized, original in by_name.items()
-        if normalized not in contract.column_names
+        (index, original)
+        for index, original in enumerate(header)
+        if _normalized(original) not in contract.column_names
     ]
     if extras:
         pairs = []
-        for index, original in enumerate(extras):
+        for index, original in extras:
             params[f"extra_{index}"] = original
-            pairs.append(f"$extra_{index}, CAST({quote_identifier(original)} AS VARCHAR)")
+            pairs.append(f"$extra_{index}, CAST(c{index} AS VARCHAR)")
         extra_json = f"CAST(json_object({', '.join(pairs)}) AS VARCHAR)"
     else:
         extra_json = "CAST(NULL AS VARCHAR)"
@@ -225,8 +236,166 @@ def _read_into_landing_table(
         )
     except duckdb.Error as error:
         raise LandingError(
-            f"{landing_file.relative_path}: cannot be read as {landing_file.file_format}: {error}"
+            f"{landing_file.relative_path}: {_read_error_reason(landing_file, error)}"
         ) from error
+
+
+def _normalized(column_name: str) -> str:
+    return column_name.strip().lstrip("\ufeff").strip().lower()
+
+
+def _match_header(
+    contract: EntityContract, landing_file: LandingFile, header: list[str]
+) -> dict[str, int]:
+    """Position of each contract column in the file's header; fails on a missing column."""
+    positions: dict[str, int] = {}
+    for index, original in enumerate(header):
+        normalized = _normalized(original)
+        if normalized in positions:
+            raise LandingError(
+                f"{landing_file.relative_path}: column {normalized!r} appears twice in the header"
+            )
+        positions[normalized] = index
+    missing = [name for name in contract.required_columns if name not in positions]
+    if not missing:
+        return positions
+    if landing_file.file_format == "csv" and len(header) == 1:
+        for delimiter, label in _OTHER_DELIMITERS:
+            if delimiter in header[0]:
+                raise LandingError(
+                    f"{landing_file.relative_path}: the header is separated by {label}, not by "
+                    f"commas; expected a comma-separated CSV with the columns of "
+                    f"{contract.name} (found one column: {_shorten(header[0])!r})"
+                )
+    raise LandingError(
+        f"{landing_file.relative_path}: required column(s) {', '.join(missing)} missing; "
+        f"expected the columns of {contract.name}: {', '.join(contract.column_names)} "
+        f"(found: {_shorten(', '.join(header)) or 'no header'})"
+    )
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _csv_header(landing_file: LandingFile) -> list[str]:
+    """The header row of a CSV (or gzip CSV) file, read and checked in Python.
+
+    Fails with a message naming the file when it is empty, compressed wrongly, not UTF-8
+    (including UTF-16) or has no header line; the data lines are checked by DuckDB.
+    """
+    name = landing_file.relative_path
+    compressed = landing_file.path.name.endswith(".gz")
+    try:
+        with (gzip.open if compressed else open)(landing_file.path, "rb") as handle:
+            first = handle.readline(MAX_CSV_RECORD_BYTES + 1)
+            # A quoted header name may span lines: read on until the quotes balance.
+            while first.count(b'"') % 2 and len(first) <= MAX_CSV_RECORD_BYTES:
+                more = handle.readline(MAX_CSV_RECORD_BYTES + 1)
+                if not more:
+                    break
+                first += more
+    except (OSError, EOFError, zlib.error) as error:
+        kind = "gzip-compressed CSV (truncated or corrupt archive)" if compressed else "a file"
+        raise LandingError(f"{name}: cannot be read as {kind}: {error}") from error
+    if not first:
+        size = "no content after decompression" if compressed else "0 bytes"
+        raise LandingError(
+            f"{name}: the file is empty ({size}); expected a header row with the contract's "
+            "columns (a file with no rows still needs its header)"
+        )
+    if len(first) > MAX_CSV_RECORD_BYTES:
+        raise LandingError(
+            f"{name}: the header line is longer than {MAX_CSV_RECORD_BYTES} bytes; "
+            "expected a header row of column names"
+        )
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise LandingError(
+            f"{name}: the file is UTF-16 encoded (byte-order mark), not UTF-8; the contract "
+            "requires UTF-8 CSV: re-export it as UTF-8"
+        )
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise LandingError(
+            f"{name}: not valid UTF-8 (byte 0x{first[error.start]:02x} in line 1, the header); "
+            "the contract requires UTF-8: re-export the file as UTF-8 (Latin-1 or "
+            "Windows-1252 text is not converted, which would be a guess)"
+        ) from error
+    if not text.strip():
+        raise LandingError(
+            f"{name}: the first line is empty; expected a header row with the contract's columns"
+        )
+    try:
+        return next(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as error:
+        raise LandingError(f"{name}: the header row is not valid CSV: {error}") from error
+
+
+def _read_error_reason(landing_file: LandingFile, error: duckdb.Error) -> str:
+    """A short, specific reason from DuckDB's read error (which may quote a huge line)."""
+    text = str(error)
+    line_match = re.search(r"CSV Error on Line: (\d+)", text)
+    line = f"line {line_match.group(1)}" if line_match else "a line"
+    if "Invalid unicode" in text or "not utf-8" in text.lower():
+        return (
+            f"not valid UTF-8 ({line}); the contract requires UTF-8: re-export the file as "
+            "UTF-8 (Latin-1 or Windows-1252 text is not converted, which would be a guess)"
+        )
+    size = re.search(r"Maximum line size of (\d+) bytes exceeded\. Actual Size:\s*(\d+)", text)
+    if size:
+        return (
+            f"{line} is {size.group(2)} bytes, longer than the {size.group(1)}-byte limit for "
+            "one CSV record (a field this long is most likely an unclosed quote or a corrupt "
+            "export)"
+        )
+    fields = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if fields:
+        return (
+            f"malformed CSV record: {line} has {fields.group(2)} field(s) but the header has "
+            f"{fields.group(1)} (a truncated file, a wrong delimiter or an unquoted comma)"
+        )
+    if "unterminated quote" in text:
+        return (
+            f"malformed CSV record: {line} has a quoted value that is never closed "
+            "(unterminated quote; the file may be truncated)"
+        )
+    if landing_file.path.name.endswith(".gz") and ("GZIP" in text or "gzip" in text):
+        return (
+            "cannot be read as gzip-compressed CSV (truncated or corrupt archive): "
+            f"{_first_line(text)}"
+        )
+    return f"cannot be read as {landing_file.file_format}: {_first_line(text)}"
+
+
+def _first_line(text: str) -> str:
+    return _shorten(text.strip().splitlines()[0] if text.strip() else text, 300)
+
+
+def _parquet_header(
+    con: duckdb.DuckDBPyConnection, contract: EntityContract, landing_file: LandingFile
+) -> list[str]:
+    """Column names of a Parquet file; a contract column of a type without a faithful text
+    form (binary, nested, time of day, interval) fails the file naming the column."""
+    try:
+        described = con.execute(
+            "DESCRIBE SELECT * FROM read_parquet($path)", {"path": str(landing_file.path)}
+        ).fetchall()
+    except duckdb.Error as error:
+        raise LandingError(
+            f"{landing_file.relative_path}: cannot be read as parquet: {_first_line(str(error))}"
+        ) from error
+    header = [str(row[0]) for row in described]
+    for name, column_type in ((str(row[0]), str(row[1])) for row in described):
+        normalized = _normalized(name)
+        if normalized in contract.column_names and not _PARQUET_TEXT_TYPES.match(column_type):
+            expected = _PARQUET_EXPECTED[contract.column(normalized).dtype]
+            raise LandingError(
+                f"{landing_file.relative_path}: column {normalized!r} has Parquet type "
+                f"{column_type}; expected {expected} (a type with no faithful text form is "
+                "not converted)"
+            )
+    return header
 
 
 def _qualified(column: ColumnContract) -> str:
@@ -238,6 +407,20 @@ def _trimmed(column: ColumnContract) -> str:
     return f"nullif(trim({_qualified(column)}), '')"
 
 
+#: The text forms the contract accepts, checked before DuckDB's (more lenient) casts: no
+#: ``2026/11/20``, ``26-11-20``, ``epoch``, ``1_000``, ``0x10``, and no ``1.5`` rounded to 2.
+_TEXT_FORMS = {
+    # ISO 8601 date or date-time (``T`` or a space), optional fraction, ``Z`` or an offset.
+    "datetime64[ns, UTC]": (
+        r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?"
+    ),
+    # An integer; an integral decimal such as ``10.0`` (pandas writes those) is exact.
+    "Int64": r"[+-]?\d+(\.0*)?",
+    # A plain decimal number, optionally with an exponent.
+    "Float64": r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?",
+}
+
+
 def _typed_value(column: ColumnContract) -> str:
     """SQL turning the text of ``column`` into its contract type (NULL when it does not parse)."""
     value = _trimmed(column)
@@ -246,11 +429,16 @@ def _typed_value(column: ColumnContract) -> str:
     if column.dtype == "datetime64[ns, UTC]":
         # Offsets are honoured and the result stored as UTC; the session time zone is UTC,
         # so a value without an offset is read as UTC.
-        return f"timezone('UTC', try_cast({value} AS TIMESTAMPTZ))"
-    if column.dtype == "Float64":
+        typed = f"timezone('UTC', try_cast({value} AS TIMESTAMPTZ))"
+    elif column.dtype == "Float64":
         number = f"try_cast({value} AS DOUBLE)"
-        return f"(CASE WHEN isfinite({number}) THEN {number} END)"
-    return f"try_cast({value} AS {column.warehouse_type})"
+        typed = f"(CASE WHEN isfinite({number}) THEN {number} END)"
+    else:
+        typed = f"try_cast({value} AS {column.warehouse_type})"
+    form = _TEXT_FORMS.get(column.dtype)
+    if form is None:
+        return typed
+    return f"(CASE WHEN regexp_full_match({value}, {_string_literal(form)}) THEN {typed} END)"
 
 
 _TYPE_RULES = {
@@ -376,7 +564,10 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, contract: EntityContract) 
     )
 
 
-def _counts(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> IngestResult:
+def _counts(
+    con: duckdb.DuckDBPyConnection, contract: EntityContract, files: list[LandingFile]
+) -> IngestResult:
+    """Per-file counts; every file read is listed, also one with no rows (header only)."""
     rows = con.execute(
         f"""
         WITH read_counts AS (
@@ -407,9 +598,14 @@ def _counts(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> IngestR
         "GROUP BY rule ORDER BY rule",
         {"entity": contract.name},
     ).fetchall()
+    counts = {row[0]: FileCounts(*row) for row in rows}
+    for landing_file in files:
+        counts.setdefault(
+            landing_file.relative_path, FileCounts(landing_file.relative_path, 0, 0, 0)
+        )
     return IngestResult(
         entity=contract.name,
         raw_table=f"raw.{contract.raw_table}",
-        files=tuple(FileCounts(*row) for row in rows),
+        files=tuple(counts[name] for name in sorted(counts)),
         quarantined_by_rule=dict(by_rule),
     )

@@ -52,7 +52,7 @@ are near misses).
 Outcomes depend on the segment, and on a hidden *buying intent* in [0, 1], by probability
 only, so segments overlap but the signal is strong:
 
-* win probability of an opportunity: 0.50 ``icp``, 0.27 ``neutral``, 0.14 ``anti_icp``,
+* win probability of an opportunity: 0.55 ``icp``, 0.18 ``neutral``, 0.08 ``anti_icp``,
   plus 0.35 x (intent - 0.5), plus 0.08 for repeat opportunities; ``icp`` sales cycles are
   30 % shorter;
 * activities before an opportunity that is won are more often buying signals;
@@ -167,6 +167,7 @@ def generate_landing_zone(
     seed: int = 42,
     end_date: date = date(2026, 11, 20),
     export_count: int = 3,
+    history_months: int = 0,
     file_format: str = "csv",
     memory_limit: str = "2GB",
     threads: int | None = None,
@@ -184,6 +185,9 @@ def generate_landing_zone(
         end_date: Date of the last export; no event is later than the end of this day.
         export_count: Number of daily exports ending at ``end_date`` (first one a full
             snapshot, the others deltas).
+        history_months: Monthly exports (every 30 days) before the daily ones, so that the
+            landing zone holds the history a backtest or a backfill needs; the first export is
+            then the snapshot and every later one a delta.
         file_format: ``"csv"``, ``"csv.gz"`` or ``"parquet"`` for the export files.
         memory_limit: DuckDB memory limit (e.g. ``"2GB"``); larger work spills to disk.
         threads: DuckDB threads (default: DuckDB's choice). Output does not depend on it.
@@ -200,7 +204,11 @@ def generate_landing_zone(
     _validate_arguments(accounts, seed, export_count, file_format)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    export_dates = [end_date - timedelta(days=export_count - 1 - i) for i in range(export_count)]
+    if not isinstance(history_months, int) or not 0 <= history_months <= 48:
+        raise ValueError("history_months must be an int from 0 to 48")
+    daily = [end_date - timedelta(days=export_count - 1 - i) for i in range(export_count)]
+    monthly = [daily[0] - timedelta(days=30 * k) for k in range(history_months, 0, -1)]
+    export_dates = monthly + daily
     entity_columns = _entity_columns(schemas_dir or _default_schemas_dir())
 
     rows_per_file: dict[str, int] = {}
@@ -363,7 +371,7 @@ CREATE MACRO opp_created(account_created, first_offset, gap, account_num, seq) A
 -- Probability that an opportunity is won; activities use it too, so buying signals lead wins.
 CREATE MACRO win_probability(segment, intent, seq) AS
     greatest(0.02, least(0.95,
-        CASE segment WHEN 'icp' THEN 0.50 WHEN 'anti_icp' THEN 0.14 ELSE 0.27 END
+        CASE segment WHEN 'icp' THEN 0.55 WHEN 'anti_icp' THEN 0.08 ELSE 0.18 END
         + 0.35 * (intent - 0.5) + CASE WHEN seq > 1 THEN 0.08 ELSE 0 END));
 CREATE MACRO is_won_draw(segment, intent, account_num, seq) AS
     rnd('win', account_num, seq) < win_probability(segment, intent, seq);

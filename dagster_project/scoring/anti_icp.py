@@ -5,7 +5,9 @@ Three sources, one table ``anti_icp_flags (account_id, anti_icp_reasons)``:
 * **knock-out rules** from the config (``too_small``, ``agency``, ``on_prem_only``, ...);
 * **learned** attribute values and pairs of values whose customers churn within 90 days, or
   land in the top decile of support burden per dollar, at ``min_lift`` times the base rate
-  with at least ``min_customers`` customers (``learned_fast_churn:deployment=on_prem``);
+  with at least ``min_customers`` customers, and more likely than not: the lower end of the
+  95% Wilson interval of the rate is at least ``min_rate`` (``learned_fast_churn:
+  deployment=on_prem``), so a small group that did badly by chance flags nobody;
 * **situational** facts about a current customer: repeated payment failures, heavy support
   per dollar, contraction.
 """
@@ -35,7 +37,7 @@ class AntiIcpSettings:
 
     min_customers: int = 15
     min_lift: float = 2.0
-    min_rate: float = 0.3
+    min_rate: float = 0.5
     max_rules: int = 20
     payment_failure_rate_at_least: float = 0.25
     support_burden_top_share: float = 0.1
@@ -100,7 +102,7 @@ def learn_anti_icp_rules(
             GROUP BY conditions
             HAVING count(*) >= $min_customers
         ),
-        measured AS (
+        rates AS (
             SELECT conditions, customers, 'learned_fast_churn' AS kind,
                    grouped.fast_churn_rate AS rate,
                    grouped.fast_churn_rate / nullif(base.fast_churn_rate, 0) AS lift
@@ -110,6 +112,15 @@ def learn_anti_icp_rules(
                    grouped.heavy_support_rate,
                    grouped.heavy_support_rate / nullif(base.heavy_support_rate, 0)
             FROM grouped CROSS JOIN base
+        ),
+        measured AS (
+            SELECT *,
+                   -- Wilson score interval, lower end, z = 1.96
+                   (rate + 1.9208 / customers
+                    - 1.96 * sqrt(rate * (1 - rate) / customers
+                                  + 0.9604 / (customers * customers)))
+                   / (1 + 3.8416 / customers) AS rate_lower_bound
+            FROM rates
         ),
         single_lift AS (
             SELECT conditions[1] AS condition, kind, lift FROM measured WHERE len(conditions) = 1
@@ -123,7 +134,7 @@ def learn_anti_icp_rules(
             ON second_single.kind = measured.kind
            AND second_single.condition = measured.conditions[2]
         WHERE measured.lift >= $min_lift
-          AND measured.rate >= $min_rate
+          AND measured.rate_lower_bound >= $min_rate
           AND (len(measured.conditions) = 1
                OR measured.lift > greatest(coalesce(first_single.lift, 0),
                                            coalesce(second_single.lift, 0)))

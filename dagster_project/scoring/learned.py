@@ -10,8 +10,10 @@
    stack item); rare values join ``other``, missing values are a bin of their own.
 3. **Scorecard** (:func:`fit_scorecard`): weight of evidence (best vs worst, smoothed) per bin,
    an L2-regularised logistic regression on the WoE columns (scikit-learn), and points
-   ``scale * coefficient * woe`` per bin, so an account's score is ``base + sum(points)`` in
-   log-odds units (``points_to_double_odds`` points double the odds of being a best customer).
+   ``scale * coefficient * woe`` per bin, so an account's score is ``base + sum(points)``, a
+   linear function of the model's log-odds. The scale is anchored on the customers themselves:
+   the median best customer scores ``best_median_score`` (85), the median worst customer
+   ``worst_median_score`` (15): high means "like our best customers", low "like our worst".
 
 Binning, counting and scoring run in DuckDB; only the labelled customers' WoE matrix (one row
 per labelled customer, one column per attribute) reaches scikit-learn.
@@ -19,7 +21,6 @@ per labelled customer, one column per attribute) reaches scikit-learn.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import duckdb
@@ -28,6 +29,7 @@ from sklearn.linear_model import LogisticRegression
 
 __all__ = [
     "BIN_TABLE",
+    "NotEnoughCustomersError",
     "LABEL_TABLE",
     "LearnedSettings",
     "Scorecard",
@@ -42,6 +44,10 @@ LABEL_TABLE = "customer_labels"
 MISSING_BIN = "missing"
 OTHER_BIN = "other"
 TECH_PREFIX = "tech_stack:"
+
+
+class NotEnoughCustomersError(ValueError):
+    """Too few labelled customers (or no contrast between them) to learn an ICP from."""
 
 
 @dataclass(frozen=True)
@@ -66,12 +72,13 @@ class LearnedSettings:
         "funding_stage",
         "tech_stack",
     )
+    min_labelled_customers: int = 30
     min_bin_accounts: int = 10
     max_tech_items: int = 15
     woe_smoothing: float = 0.5
     regularization_c: float = 1.0
-    points_to_double_odds: float = 10.0
-    score_at_even_odds: float = 50.0
+    best_median_score: float = 85.0
+    worst_median_score: float = 15.0
 
 
 def _quote(name: str) -> str:
@@ -286,9 +293,6 @@ class Scorecard:
     training_rows: int
     best_rows: int
 
-    def logit_of_score(self, score: float, settings: LearnedSettings) -> float:
-        return (score - settings.score_at_even_odds) * math.log(2) / settings.points_to_double_odds
-
 
 def fit_scorecard(
     con: duckdb.DuckDBPyConnection,
@@ -342,31 +346,24 @@ def fit_scorecard(
         (attribute, bin_): float(value)
         for attribute, bin_, value in con.execute("SELECT * FROM bin_woe").fetchall()
     }
-    rows = con.execute(
-        f"""
-        WITH labelled AS ({labelled})
-        SELECT labelled.account_id, labelled.is_best, account_bins.attribute, bin_woe.woe
-        FROM labelled
-        INNER JOIN {BIN_TABLE} AS account_bins USING (account_id)
-        INNER JOIN bin_woe USING (attribute, bin)
-        """
-    ).fetchnumpy()
-    accounts, account_position = np.unique(rows["account_id"], return_inverse=True)
-    column_of = {attribute: i for i, attribute in enumerate(attributes)}
-    columns = np.array([column_of.get(a, -1) for a in rows["attribute"]])
-    known = columns >= 0
-    features = np.zeros((len(accounts), len(attributes)))
-    features[account_position[known], columns[known]] = np.asarray(rows["woe"])[known]
-    labels = np.zeros(len(accounts), dtype=int)
-    labels[account_position] = np.asarray(rows["is_best"])
-    if len(set(labels.tolist())) < 2:
-        raise ValueError(
-            "cannot learn the ICP: the labelled customers are all best or all worst "
-            f"({len(labels)} labelled); lower min_tenure_months or add history"
+    features, labels = _woe_matrix(con, labelled, attributes)
+    best, worst = int(labels.sum()), int(len(labels) - labels.sum())
+    if len(labels) < settings.min_labelled_customers or not best or not worst:
+        raise NotEnoughCustomersError(
+            f"cannot learn the ICP from {best} best and {worst} worst customers (at least "
+            f"{settings.min_labelled_customers} labelled, some of each, are needed); "
+            "lower learned.min_tenure_months or add history"
         )
     model = LogisticRegression(C=settings.regularization_c, max_iter=1000)
     model.fit(features, labels)
-    scale = settings.points_to_double_odds / math.log(2)
+    log_odds = model.decision_function(features)
+    best_median = float(np.median(log_odds[labels == 1]))
+    worst_median = float(np.median(log_odds[labels == 0]))
+    if best_median <= worst_median:
+        raise NotEnoughCustomersError("cannot learn the ICP: best and worst customers look alike")
+    score_span = settings.best_median_score - settings.worst_median_score
+    scale = score_span / (best_median - worst_median)
+    offset = settings.best_median_score - scale * best_median
     coefficients = dict(zip(attributes, model.coef_[0].tolist(), strict=True))
     points = {
         (attribute, bin_): round(scale * coefficients[attribute] * value, 2)
@@ -374,13 +371,38 @@ def fit_scorecard(
         if attribute in coefficients
     }
     return Scorecard(
-        base_points=round(settings.score_at_even_odds + scale * float(model.intercept_[0]), 2),
+        base_points=round(offset + scale * float(model.intercept_[0]), 2),
         points=points,
         coefficients=coefficients,
         woe=woe,
         training_rows=len(labels),
         best_rows=int(labels.sum()),
     )
+
+
+def _woe_matrix(
+    con: duckdb.DuckDBPyConnection, accounts_sql: str, attributes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(features, is_best) for the accounts of ``accounts_sql (account_id, is_best)``: one row
+    per account, one WoE column per attribute."""
+    rows = con.execute(
+        f"""
+        WITH chosen AS ({accounts_sql})
+        SELECT chosen.account_id, chosen.is_best, account_bins.attribute, bin_woe.woe
+        FROM chosen
+        INNER JOIN {BIN_TABLE} AS account_bins USING (account_id)
+        INNER JOIN bin_woe USING (attribute, bin)
+        """
+    ).fetchnumpy()
+    accounts, account_position = np.unique(rows["account_id"], return_inverse=True)
+    column_of = {attribute: i for i, attribute in enumerate(attributes)}
+    columns = np.array([column_of.get(a, -1) for a in rows["attribute"]], dtype=int)
+    known = columns >= 0
+    features = np.zeros((len(accounts), len(attributes)))
+    features[account_position[known], columns[known]] = np.asarray(rows["woe"])[known]
+    labels = np.zeros(len(accounts), dtype=int)
+    labels[account_position] = np.asarray(rows["is_best"])
+    return features, labels
 
 
 def scorecard_factor_points_sql() -> str:

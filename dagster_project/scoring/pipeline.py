@@ -8,7 +8,7 @@ chooses decides where points come from: ``rules`` (the hand-set points model), `
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
 import duckdb
@@ -23,6 +23,7 @@ from dagster_project.scoring.config import ScoringConfig
 from dagster_project.scoring.learned import (
     BIN_TABLE,
     LABEL_TABLE,
+    NotEnoughCustomersError,
     Scorecard,
     build_attribute_bins,
     fit_scorecard,
@@ -61,6 +62,7 @@ class ScoringRun:
     segments: list[IcpSegment] = field(default_factory=list)
     scorecards: dict[str, Scorecard] = field(default_factory=dict)
     learned_anti_icp_rules: list[LearnedAntiIcpRule] = field(default_factory=list)
+    fallback_reason: str | None = None
 
 
 def run_scoring(
@@ -77,15 +79,23 @@ def run_scoring(
         # The backtest fits on what was known earlier; it runs first because the current fit
         # reuses the same working tables.
         backtest = _backtest(con, config, as_of)
-        _learn(con, config, as_of, run)
+        try:
+            _learn(con, config, as_of, run)
+        except NotEnoughCustomersError as error:
+            # A young customer base still gets scores: the hand-set points model, said loudly.
+            run.fallback_reason = str(error)
+            run.score_version = f"rules-{config.fingerprint}-fallback"
+            config = replace(config, model="rules")
+            uses_learned = False
+            backtest = None
     _combine_factor_points(con, config, column_types, uses_learned)
     _flag_anti_icp(con, config, column_types, uses_learned)
-    score_accounts(con, config, as_of, scored_at, config.score_version)
+    score_accounts(con, config, as_of, scored_at, run.score_version)
     if uses_learned:
         _profile(con, config, as_of, run)
     else:
         _empty_profile(con)
-    validate(con, config, as_of, backtest)
+    validate(con, config, as_of, backtest, run.fallback_reason)
     return run
 
 

@@ -55,6 +55,21 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
         c for c in _table_columns(con, "fct_account_metrics") if c not in account_columns
     ]
     metric_select = "".join(f", metrics.{_quote(c)}" for c in metric_columns)
+    # Situational signals as bands, so the learned scorecard and the profile can bin them.
+    bands = []
+    if "open_roles" in account_columns:
+        bands.append(
+            "CASE WHEN accounts.open_roles IS NULL THEN NULL WHEN accounts.open_roles = 0 "
+            "THEN '0' WHEN accounts.open_roles < 5 THEN '1-4' ELSE '5+' END AS hiring_band"
+        )
+    if "days_since_last_funding" in metric_columns:
+        bands.append(
+            "CASE WHEN metrics.days_since_last_funding IS NULL THEN NULL "
+            "WHEN metrics.days_since_last_funding <= 365 THEN '0-365d' "
+            "WHEN metrics.days_since_last_funding <= 730 THEN '366-730d' "
+            "ELSE 'over_730d' END AS funding_recency_band"
+        )
+    metric_select += "".join(f", {band}" for band in bands)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {FEATURE_TABLE} AS
@@ -246,7 +261,7 @@ def score_accounts(
         SELECT
             account_id,
             as_of_date,
-            fit_score,
+            CAST(fit_score AS DECIMAL(7, 2)) AS fit_score,
             fit_tier,
             len(anti_icp_reasons) > 0 AS is_anti_icp,
             anti_icp_reasons,

@@ -18,6 +18,7 @@ from dagster_project.scoring.config import ScoringConfig
 from dagster_project.scoring.learned import (
     BIN_TABLE,
     LABEL_TABLE,
+    NotEnoughCustomersError,
     build_attribute_bins,
     fit_scorecard,
     label_customers,
@@ -72,7 +73,7 @@ def run_backtest(
     attributes = build_attribute_bins(con, config.learned, FEATURE_TABLE)
     try:
         card = fit_scorecard(con, config.learned, attributes)
-    except ValueError as error:
+    except NotEnoughCustomersError as error:
         return Backtest(backtest_date, "skipped", str(error))
     con.execute(
         "CREATE OR REPLACE TEMP TABLE backtest_points (attribute VARCHAR, bin VARCHAR, "
@@ -149,11 +150,25 @@ def run_backtest(
 
 
 def validate(
-    con: duckdb.DuckDBPyConnection, config: ScoringConfig, as_of: date, backtest: Backtest | None
+    con: duckdb.DuckDBPyConnection,
+    config: ScoringConfig,
+    as_of: date,
+    backtest: Backtest | None,
+    fallback_reason: str | None = None,
 ) -> None:
     """Write ``icp_validation_rows`` (as_of_date, measure, value, threshold, status, detail)."""
     rows: list[tuple[str, float | None, float | None, str, str]] = []
     settings = config.validation
+    if fallback_reason:
+        rows.append(
+            (
+                "learned_model",
+                None,
+                None,
+                "warn",
+                f"scored with the rules model instead: {fallback_reason}",
+            )
+        )
     if backtest is None:
         rows.append(("backtest", None, None, "skipped", "the rules model has no fit to backtest"))
     else:

@@ -339,11 +339,20 @@ def _dbt_build(as_of: str, target_path: Path, log_path: Path):
     return {r.node.unique_id: str(r.status) for r in result.result}
 
 
-def _read_marts(warehouse: Path) -> dict[str, dict[str, dict[str, Any]]]:
+def _read_marts(warehouse: Path, as_of: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """dim_accounts (the last build's date) and the fct_account_metrics rows of ``as_of``
+    (the table keeps every date built)."""
+    queries = {
+        "dim_accounts": "SELECT * FROM marts.dim_accounts ORDER BY account_id",
+        "fct_account_metrics": (
+            f"SELECT * FROM marts.fct_account_metrics WHERE as_of_date = DATE '{as_of}' "
+            "ORDER BY account_id"
+        ),
+    }
     with duckdb.connect(str(warehouse), read_only=True) as con:
         marts = {}
-        for table in ("dim_accounts", "fct_account_metrics"):
-            cursor = con.execute(f"SELECT * FROM marts.{table} ORDER BY account_id")
+        for table, query in queries.items():
+            cursor = con.execute(query)
             names = [d[0] for d in cursor.description]
             marts[table] = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
     return marts
@@ -360,7 +369,14 @@ def builds(tmp_path_factory) -> dict[str, dict[str, Any]]:
         env.setenv("ICP_WAREHOUSE", str(warehouse))
         for as_of in (EARLY, LATE):
             statuses = _dbt_build(as_of, tmp / f"target_{as_of}", tmp / "logs")
-            results[as_of] = {"statuses": statuses, **_read_marts(warehouse)}
+            results[as_of] = {"statuses": statuses, **_read_marts(warehouse, as_of)}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        results["rows_per_date"] = dict(
+            con.execute(
+                "SELECT strftime(as_of_date, '%Y-%m-%d'), count(*) "
+                "FROM marts.fct_account_metrics GROUP BY 1"
+            ).fetchall()
+        )
     return results
 
 
@@ -407,6 +423,11 @@ def test_earlier_as_of_sees_earlier_versions(builds):
     assert metrics["A4"]["lifecycle_stage"] == "customer"  # canceled only in the later export
     assert metrics["A4"]["current_mrr_usd"] == pytest.approx(300.0)
     assert metrics["A6"]["days_since_last_funding"] == 15
+
+
+def test_both_dates_are_kept_in_the_metrics(builds):
+    # The EARLY build's rows survive the LATE build (incremental by as_of_date).
+    assert builds["rows_per_date"] == {EARLY: 6, LATE: 5}
 
 
 def test_metrics_as_of_late(builds):

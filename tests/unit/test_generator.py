@@ -41,7 +41,7 @@ def _primary_key(entity: str) -> str:
 @pytest.fixture(scope="module")
 def landing(tmp_path_factory: pytest.TempPathFactory) -> GenerationSummary:
     return generate_landing_zone(
-        tmp_path_factory.mktemp("landing"), accounts=600, seed=7, end_date=END_DATE
+        tmp_path_factory.mktemp("landing"), accounts=1500, seed=7, end_date=END_DATE
     )
 
 
@@ -106,7 +106,7 @@ def test_layout_and_summary(landing: GenerationSummary) -> None:
             assert (landing.out_dir / relative).is_file()
             assert relative in landing.rows_per_file
     assert (landing.out_dir / "fx_rates.csv").is_file()
-    assert landing.rows_per_file["_truth/planted_segments.csv"] == 600
+    assert landing.rows_per_file["_truth/planted_segments.csv"] == 1500
     first = landing.export_dates[0].isoformat()
     assert landing.rows_per_file[f"{first}/crm/accounts.csv"] > 500
 

@@ -135,15 +135,26 @@ def account_fit_scores(
 def _failing_rows_check(
     name: str, description: str, failing_rows_sql: str, asset: dg.AssetKey = FIT_SCORES
 ):
-    """A blocking check that passes when ``failing_rows_sql`` returns no rows."""
+    """A blocking check that passes when ``failing_rows_sql`` returns no rows.
+
+    The SQL may use ``$as_of`` (the run's as-of date), ``$high`` and ``$medium`` (thresholds).
+    """
 
     @dg.asset_check(asset=asset, name=name, blocking=True, description=description)
-    def _check(warehouse: WarehouseResource, scoring_config: ScoringConfigResource):
+    def _check(
+        warehouse: WarehouseResource,
+        landing: LandingZoneResource,
+        scoring_config: ScoringConfigResource,
+    ):
         config = scoring_config.load()
+        values = {
+            "as_of": landing.resolved_as_of(),
+            "high": config.high_threshold,
+            "medium": config.medium_threshold,
+        }
+        # DuckDB rejects parameters the statement does not use.
+        params = {k: v for k, v in values.items() if f"${k}" in failing_rows_sql}
         with warehouse.connect(read_only=True) as con:
-            thresholds = {"high": config.high_threshold, "medium": config.medium_threshold}
-            # DuckDB rejects parameters the statement does not use.
-            params = {k: v for k, v in thresholds.items() if f"${k}" in failing_rows_sql}
             failing = con.execute(failing_rows_sql, params).fetchall()
         return dg.AssetCheckResult(
             passed=not failing,
@@ -153,29 +164,52 @@ def _failing_rows_check(
     return _check
 
 
+# The rows this run published: its date in history (the current table is a copy of the newest
+# date; a backfill of an older date publishes history only).
+RUN_ROWS = "(SELECT * FROM marts.account_fit_score_history WHERE as_of_date = $as_of)"
+
 fit_score_checks = [
     _failing_rows_check(
         "one_row_per_account",
-        "Exactly one row per account of marts.dim_accounts, and no other account.",
+        "Exactly one row per account of marts.dim_accounts (built for the same as-of date), and "
+        "no other account.",
         f"""
         SELECT coalesce(scores.account_id, accounts.account_id), count(scores.account_id)
-        FROM {CURRENT_TABLE} AS scores
+        FROM {RUN_ROWS} AS scores
         FULL OUTER JOIN marts.dim_accounts AS accounts USING (account_id)
         GROUP BY ALL
         HAVING count(scores.account_id) <> 1 OR count(accounts.account_id) <> 1
         """,
     ),
     _failing_rows_check(
+        "current_table_is_one_complete_version",
+        "marts.account_fit_scores holds one as-of date, one score version, and exactly the "
+        "history rows of that date.",
+        f"""
+        WITH current AS (SELECT * FROM {CURRENT_TABLE}),
+        versions AS (
+            SELECT count(DISTINCT as_of_date) AS dates,
+                   count(DISTINCT score_version) AS score_versions,
+                   max(as_of_date) AS as_of_date, count(*) AS accounts
+            FROM current
+        )
+        SELECT * FROM versions
+        WHERE dates <> 1 OR score_versions <> 1
+           OR accounts <> (SELECT count(*) FROM marts.account_fit_score_history AS history
+                           WHERE history.as_of_date = versions.as_of_date)
+        """,
+    ),
+    _failing_rows_check(
         "fit_score_between_0_and_100",
         "fit_score is present and within 0-100.",
-        f"SELECT account_id, fit_score FROM {CURRENT_TABLE} "
+        f"SELECT account_id, fit_score FROM {RUN_ROWS} "
         "WHERE fit_score IS NULL OR fit_score < 0 OR fit_score > 100",
     ),
     _failing_rows_check(
         "tier_matches_score",
         "fit_tier follows the configured thresholds.",
         f"""
-        SELECT account_id, fit_score, fit_tier FROM {CURRENT_TABLE}
+        SELECT account_id, fit_score, fit_tier FROM {RUN_ROWS}
         WHERE fit_tier IS DISTINCT FROM CASE
             WHEN fit_score >= $high THEN 'high'
             WHEN fit_score >= $medium THEN 'medium'
@@ -185,14 +219,14 @@ fit_score_checks = [
     _failing_rows_check(
         "reasons_present_when_flagged",
         "An anti-ICP account has at least one reason; an account with reasons is flagged.",
-        f"SELECT account_id, is_anti_icp, anti_icp_reasons FROM {CURRENT_TABLE} "
+        f"SELECT account_id, is_anti_icp, anti_icp_reasons FROM {RUN_ROWS} "
         "WHERE is_anti_icp IS DISTINCT FROM (len(anti_icp_reasons) > 0)",
     ),
     _failing_rows_check(
         "factors_add_up_to_score",
         "The listed factor points add up exactly to fit_score.",
         f"""
-        SELECT account_id, fit_score FROM {CURRENT_TABLE}
+        SELECT account_id, fit_score FROM {RUN_ROWS}
         WHERE fit_score <> coalesce(list_sum(list_transform(factor_points, lambda f: f.points)), 0)
         """,
     ),
@@ -201,8 +235,7 @@ fit_score_checks = [
         "On the backtest outcome (won and retained), or in sample without a backtest, the "
         "high tier must beat the low tier.",
         f"SELECT measure, value, detail FROM marts.icp_validation WHERE measure = "
-        f"'{HIGH_BEATS_LOW}' AND status = 'fail' "
-        "AND as_of_date = (SELECT max(as_of_date) FROM marts.icp_validation)",
+        f"'{HIGH_BEATS_LOW}' AND status = 'fail' AND as_of_date = $as_of",
         asset=ICP_VALIDATION,
     ),
     _failing_rows_check(
@@ -220,11 +253,14 @@ fit_score_checks = [
     name="no_validation_warnings",
     description="Warns (does not block) on drift, an ICP outside 5-15% of accounts, and the like.",
 )
-def validation_warnings(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+def validation_warnings(
+    warehouse: WarehouseResource, landing: LandingZoneResource
+) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as con:
         warnings = con.execute(
             "SELECT measure, value, detail FROM marts.icp_validation WHERE status = 'warn' "
-            "AND as_of_date = (SELECT max(as_of_date) FROM marts.icp_validation)"
+            "AND as_of_date = $as_of",
+            {"as_of": landing.resolved_as_of()},
         ).fetchall()
     return dg.AssetCheckResult(
         passed=not warnings,

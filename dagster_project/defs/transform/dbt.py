@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,12 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from dagster_project.defs.resources import LandingZoneResource, WarehouseResource
+from dagster_project.defs.resources import (
+    LandingZoneResource,
+    ScoringConfigResource,
+    WarehouseResource,
+)
+from dagster_project.ingest.landing import export_dates
 from dagster_project.settings import PROJECT_ROOT
 
 __all__ = ["DBT_PROJECT", "dbt_models", "ensure_manifest"]
@@ -72,10 +78,23 @@ def dbt_models(
     dbt: DbtCliResource,
     warehouse: WarehouseResource,
     landing: LandingZoneResource,
+    scoring_config: ScoringConfigResource,
 ):
-    """``dbt build`` of the selected models for the run's as-of date, on the warehouse file."""
-    dbt_vars = {
-        "as_of_date": landing.resolved_as_of().isoformat(),
-        "warehouse_path": warehouse.path,
-    }
+    """``dbt build`` of the selected models for the run's as-of date, on the warehouse file.
+
+    When the learned ICP is used, the facts of the backtest date (``validation.backtest_days``
+    earlier) are built first, point in time, so the scoring can fit on what was known then;
+    ``fct_account_metrics`` keeps one set of rows per as-of date.
+    """
+    as_of = landing.resolved_as_of()
+    config = scoring_config.load()
+    backtest_date = as_of - timedelta(days=config.validation.backtest_days)
+    if config.model != "rules" and export_dates(landing.root_path, backtest_date):
+        context.log.info(f"building the facts as of {backtest_date} for the backtest")
+        backtest_vars = {"as_of_date": backtest_date.isoformat(), "warehouse_path": warehouse.path}
+        dbt.cli(
+            ["run", "--select", "+fct_account_metrics", "--vars", json.dumps(backtest_vars)],
+            manifest=DBT_PROJECT.manifest_path,
+        ).wait()
+    dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()

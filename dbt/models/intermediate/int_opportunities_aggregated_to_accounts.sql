@@ -6,6 +6,18 @@ opportunities as (
 
 ),
 
+measured as (
+
+    select
+        *,
+        case
+            when stage = 'won' and closed_at is not null
+                then {{ dbt.datediff('created_at', 'closed_at', 'day') }}
+        end as won_sales_cycle_days
+    from opportunities
+
+),
+
 aggregated as (
 
     select
@@ -16,8 +28,9 @@ aggregated as (
         -- A won opportunity without closed_at was won when it was last updated.
         min(
             case when stage = 'won' then coalesce(closed_at, updated_at) end
-        ) as first_won_at
-    from opportunities
+        ) as first_won_at,
+        {{ median('won_sales_cycle_days') }} as median_sales_cycle_days
+    from measured
     group by account_id
 
 )

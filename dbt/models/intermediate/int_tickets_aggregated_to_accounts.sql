@@ -6,6 +6,16 @@ tickets as (
 
 ),
 
+measured as (
+
+    select
+        *,
+        -- Minutes, not hours: datediff counts boundaries crossed, which would round.
+        {{ dbt.datediff('created_at', 'solved_at', 'minute') }} / 60.0 as resolution_hours
+    from tickets
+
+),
+
 aggregated as (
 
     select
@@ -17,8 +27,10 @@ aggregated as (
             end
         ) as tickets_last_90_days,
         count(case when priority = 'urgent' then 1 end) as urgent_tickets,
-        avg(cast(csat as {{ type_double() }})) as avg_csat
-    from tickets
+        count(csat) as csat_responses,
+        avg(cast(csat as {{ type_double() }})) as avg_csat,
+        {{ median('resolution_hours') }} as median_resolution_hours
+    from measured
     group by account_id
 
 )

@@ -10,14 +10,9 @@ banded as (
 
     select
         *,
-        case
-            when employee_count is null then 'unknown'
-            when employee_count < 20 then '1-19'
-            when employee_count < 100 then '20-99'
-            when employee_count < 500 then '100-499'
-            when employee_count < 1000 then '500-999'
-            else '1000+'
-        end as size_band
+        {{ size_band('employee_count') }} as size_band,
+        {{ revenue_band('annual_revenue_usd') }} as revenue_band,
+        {{ country_region('country') }} as region
     from accounts
 
 ),
@@ -40,7 +35,9 @@ final as (
         cast(last_funding_at as {{ dbt.type_timestamp() }}) as last_funding_at,
         cast(open_roles as {{ dbt.type_bigint() }}) as open_roles,
         cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
-        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        cast(revenue_band as {{ dbt.type_string() }}) as revenue_band,
+        cast(region as {{ dbt.type_string() }}) as region
     from banded
 
 )

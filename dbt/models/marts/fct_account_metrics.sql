@@ -1,3 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='as_of_date',
+        on_schema_change='append_new_columns',
+    )
+}}
+{#-
+    One row per account and as-of date. Incremental by as_of_date: a build deletes the rows of
+    its own as_of_date and inserts them again, so a backfill of date D replaces exactly D's
+    rows and the other dates stay (the contract is checked on every build).
+-#}
 with
 
 accounts as (
@@ -15,6 +28,12 @@ opportunities as (
 subscriptions as (
 
     select * from {{ ref('int_subscriptions_aggregated_to_accounts') }}
+
+),
+
+mrr as (
+
+    select * from {{ ref('int_mrr_aggregated_to_accounts') }}
 
 ),
 
@@ -46,16 +65,27 @@ joined as (
         coalesce(opportunities.opportunities_lost, 0) as opportunities_lost,
         coalesce(opportunities.opportunities_open, 0) as opportunities_open,
         opportunities.first_won_at,
+        opportunities.median_sales_cycle_days,
         coalesce(subscriptions.active_subscriptions, 0) as active_subscriptions,
         coalesce(subscriptions.customer_subscriptions, 0) as customer_subscriptions,
         coalesce(subscriptions.current_mrr_usd, 0) as current_mrr_usd,
         subscriptions.first_subscription_started_at,
         subscriptions.last_subscription_ended_at,
+        coalesce(mrr.mrr_12_months_ago_usd, 0) as mrr_12_months_ago_usd,
+        coalesce(mrr.expansion_mrr_usd, 0) as expansion_mrr_usd,
+        coalesce(mrr.cumulative_mrr_usd, 0) as cumulative_mrr_usd,
+        mrr.nrr_12m,
+        mrr.grr_12m,
         coalesce(invoices.lifetime_revenue_usd, 0) as lifetime_revenue_usd,
+        coalesce(invoices.invoices_issued, 0) as invoices_issued,
+        coalesce(invoices.invoices_failed, 0) as invoices_failed,
+        invoices.payment_failure_rate,
         coalesce(tickets.tickets_total, 0) as tickets_total,
         coalesce(tickets.tickets_last_90_days, 0) as tickets_last_90_days,
         coalesce(tickets.urgent_tickets, 0) as urgent_tickets,
+        coalesce(tickets.csat_responses, 0) as csat_responses,
         tickets.avg_csat,
+        tickets.median_resolution_hours,
         coalesce(activities.activities_last_30_days, 0) as activities_last_30_days,
         coalesce(activities.activities_last_90_days, 0) as activities_last_90_days
     from accounts
@@ -63,6 +93,8 @@ joined as (
         on accounts.account_id = opportunities.account_id
     left join subscriptions
         on accounts.account_id = subscriptions.account_id
+    left join mrr
+        on accounts.account_id = mrr.account_id
     left join invoices
         on accounts.account_id = invoices.account_id
     left join tickets
@@ -113,8 +145,40 @@ tenure as (
                     'customer_since_at',
                     'coalesce(churned_at, ' ~ as_of_date() ~ ')'
                 ) }}
-        end as tenure_months_raw
+        end as tenure_months_raw,
+        coalesce(
+            is_churned
+            and churned_at <= {{ dbt.dateadd('day', 90, 'customer_since_at') }},
+            false
+        ) as is_churned_within_90_days
     from churn
+
+),
+
+measured as (
+
+    select
+        *,
+        case when tenure_months_raw < 0 then 0 else tenure_months_raw end as tenure_months
+    from tenure
+
+),
+
+rated as (
+
+    select
+        *,
+        {{ safe_ratio('opportunities_won', 'opportunities_won + opportunities_lost') }}
+            as win_rate_raw,
+        -- Per month of tenure, a month begun counting as one.
+        case
+            when lifecycle_stage in ('customer', 'churned') and customer_since_at is not null
+                then {{ safe_ratio(
+                    'tickets_total',
+                    'case when tenure_months < 1 then 1 else tenure_months end'
+                ) }}
+        end as tickets_per_month_raw
+    from measured
 
 ),
 
@@ -130,10 +194,7 @@ final as (
         cast(first_won_at as {{ dbt.type_timestamp() }}) as first_won_at,
         cast(current_mrr_usd as {{ type_double() }}) as current_mrr_usd,
         cast(lifetime_revenue_usd as {{ type_double() }}) as lifetime_revenue_usd,
-        cast(
-            case when tenure_months_raw < 0 then 0 else tenure_months_raw end
-            as {{ dbt.type_bigint() }}
-        ) as tenure_months,
+        cast(tenure_months as {{ dbt.type_bigint() }}) as tenure_months,
         cast(is_churned as {{ dbt.type_boolean() }}) as is_churned,
         cast(churned_at as {{ dbt.type_timestamp() }}) as churned_at,
         cast(tickets_total as {{ dbt.type_bigint() }}) as tickets_total,
@@ -146,8 +207,35 @@ final as (
             {{ dbt.datediff('last_funding_at', as_of_date(), 'day') }}
             as {{ dbt.type_bigint() }}
         ) as days_since_last_funding,
-        cast(open_roles as {{ dbt.type_bigint() }}) as open_roles
-    from tenure
+        cast(open_roles as {{ dbt.type_bigint() }}) as open_roles,
+        cast(first_won_at as date) as first_won_date,
+        cast(customer_since_at as {{ dbt.type_timestamp() }}) as customer_since_at,
+        cast(current_mrr_usd * 12 as {{ type_double() }}) as current_arr_usd,
+        cast(mrr_12_months_ago_usd as {{ type_double() }}) as mrr_12_months_ago_usd,
+        cast(nrr_12m as {{ type_double() }}) as nrr_12m,
+        cast(grr_12m as {{ type_double() }}) as grr_12m,
+        cast(expansion_mrr_usd as {{ type_double() }}) as expansion_mrr_usd,
+        cast(cumulative_mrr_usd as {{ type_double() }}) as cumulative_mrr_usd,
+        cast(case when is_churned then tenure_months end as {{ dbt.type_bigint() }})
+            as months_to_churn,
+        cast(is_churned_within_90_days as {{ dbt.type_boolean() }})
+            as is_churned_within_90_days,
+        cast(win_rate_raw as {{ type_double() }}) as win_rate,
+        cast(median_sales_cycle_days as {{ type_double() }}) as median_sales_cycle_days,
+        cast(tickets_per_month_raw as {{ type_double() }}) as tickets_per_month,
+        cast(
+            {{ safe_ratio('1000.0 * tickets_total', 'cumulative_mrr_usd') }}
+            as {{ type_double() }}
+        ) as tickets_per_1k_mrr_usd,
+        cast(
+            {{ safe_ratio('urgent_tickets', 'tickets_total') }} as {{ type_double() }}
+        ) as urgent_ticket_share,
+        cast(median_resolution_hours as {{ type_double() }}) as median_resolution_hours,
+        cast(csat_responses as {{ dbt.type_bigint() }}) as csat_responses,
+        cast(invoices_issued as {{ dbt.type_bigint() }}) as invoices_issued,
+        cast(invoices_failed as {{ dbt.type_bigint() }}) as invoices_failed,
+        cast(payment_failure_rate as {{ type_double() }}) as payment_failure_rate
+    from rated
 
 )
 

@@ -1,0 +1,26 @@
+{#-
+    The median of an expression as an aggregate (continuous: the mean of the two middle values
+    for an even count). Ordered-set syntax is the SQL standard (PostgreSQL, Snowflake,
+    Redshift); DuckDB and BigQuery spell it differently.
+-#}
+{% macro median(expression) -%}
+    {{ return(adapter.dispatch('median', 'icp_pipeline')(expression)) }}
+{%- endmacro %}
+
+{% macro default__median(expression) -%}
+    percentile_cont(0.5) within group (order by {{ expression }})
+{%- endmacro %}
+
+{% macro duckdb__median(expression) -%}
+    median({{ expression }})
+{%- endmacro %}
+
+{#- BigQuery has no ordered-set aggregate; its approximate quantile is exact for few values. -#}
+{% macro bigquery__median(expression) -%}
+    approx_quantiles({{ expression }}, 2)[offset(1)]
+{%- endmacro %}
+
+{#- numerator / denominator as a double; NULL when the denominator is 0 or NULL. -#}
+{% macro safe_ratio(numerator, denominator) -%}
+    cast({{ numerator }} as {{ type_double() }}) / nullif({{ denominator }}, 0)
+{%- endmacro %}
