@@ -6,8 +6,9 @@ Three sources, one table ``anti_icp_flags (account_id, anti_icp_reasons)``:
 * **learned** attribute values and pairs of values whose customers churn within 90 days, or
   land in the top decile of support burden per dollar, at ``min_lift`` times the base rate
   with at least ``min_customers`` customers, and more likely than not: the lower end of the
-  95% Wilson interval of the rate is at least ``min_rate`` (``learned_fast_churn:
-  deployment=on_prem``), so a small group that did badly by chance flags nobody;
+  Wilson interval of the rate, at a family-wise 95% over every group tried (Bonferroni), is
+  at least ``min_rate`` (``learned_fast_churn:deployment=on_prem``), so a group that did
+  badly by chance flags nobody;
 * **situational** facts about a current customer: repeated payment failures, heavy support
   per dollar, contraction.
 """
@@ -15,6 +16,7 @@ Three sources, one table ``anti_icp_flags (account_id, anti_icp_reasons)``:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import duckdb
 
@@ -61,8 +63,9 @@ def learn_anti_icp_rules(
     A pair is kept only when it beats both of its single values' lifts, so it says something the
     singles do not. Writes ``learned_anti_icp_rules (rule_id, attribute, bin)``.
     """
-    rows = con.execute(
+    con.execute(
         f"""
+        CREATE OR REPLACE TEMP TABLE anti_icp_candidates AS
         WITH outcomes AS (
             SELECT
                 labels.account_id,
@@ -112,14 +115,24 @@ def learn_anti_icp_rules(
                    grouped.heavy_support_rate,
                    grouped.heavy_support_rate / nullif(base.heavy_support_rate, 0)
             FROM grouped CROSS JOIN base
-        ),
+        )
+        SELECT * FROM rates
+        """,
+        {"as_of": as_of, "min_customers": settings.min_customers},
+    )
+    tried = con.execute("SELECT count(*) FROM anti_icp_candidates").fetchone()[0]
+    # Family-wise 5% over every group tried: chance winners among hundreds of pairs fail it.
+    z = NormalDist().inv_cdf(1 - 0.05 / (2 * max(tried, 1)))
+    rows = con.execute(
+        """
+        WITH rates AS (SELECT * FROM anti_icp_candidates),
         measured AS (
             SELECT *,
-                   -- Wilson score interval, lower end, z = 1.96
-                   (rate + 1.9208 / customers
-                    - 1.96 * sqrt(rate * (1 - rate) / customers
-                                  + 0.9604 / (customers * customers)))
-                   / (1 + 3.8416 / customers) AS rate_lower_bound
+                   -- Wilson score interval, lower end
+                   (rate + $z * $z / (2 * customers)
+                    - $z * sqrt(rate * (1 - rate) / customers
+                                + $z * $z / (4 * customers * customers)))
+                   / (1 + $z * $z / customers) AS rate_lower_bound
             FROM rates
         ),
         single_lift AS (
@@ -142,8 +155,7 @@ def learn_anti_icp_rules(
         LIMIT $max_rules
         """,
         {
-            "as_of": as_of,
-            "min_customers": settings.min_customers,
+            "z": z,
             "min_lift": settings.min_lift,
             "min_rate": settings.min_rate,
             "max_rules": settings.max_rules,
