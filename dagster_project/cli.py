@@ -198,6 +198,33 @@ def explain(
     else:
         console.print("anti-ICP: no")
     console.print(f"score version {explanation.score_version}, scored at {explanation.scored_at}")
+    change = explanation.change
+    if change is None:
+        console.print("No earlier score for this account.")
+        return
+    console.print(
+        f"\nSince {change.previous_as_of_date}: fit score {change.previous_fit_score} -> "
+        f"{explanation.fit_score}, tier {change.previous_fit_tier} -> {explanation.fit_tier}, "
+        f"route {change.previous_route} -> {explanation.route}"
+        + (
+            f" (score version {change.previous_score_version} -> {explanation.score_version})"
+            if change.previous_score_version != explanation.score_version
+            else ""
+        )
+    )
+    if change.factor_changes:
+        changes = Table("factor", "before", "now", "change", title="why")
+        for factor, before, now in change.factor_changes:
+            changes.add_row(factor, f"{before:+}", f"{now:+}", f"{now - before:+}")
+        console.print(changes)
+    else:
+        console.print("No factor changed.")
+    for label, reasons in (
+        ("anti-ICP reasons added", change.reasons_added),
+        ("anti-ICP reasons removed", change.reasons_removed),
+    ):
+        if reasons:
+            console.print(f"{label}: " + ", ".join(reasons))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -15,11 +15,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from dagster_project.defs.jobs import full_run_job
     from dagster_project.defs.resources import build_resources
     from dagster_project.defs.scoring.assets import account_fit_scores, fit_score_checks
-    from dagster_project.defs.transform.dbt import dbt_models
+    from dagster_project.defs.transform.dbt import dbt_models, dbt_unit_tests
 
     return dg.Definitions(
         assets=[*build_ingest_assets(), dbt_models, account_fit_scores],
-        asset_checks=fit_score_checks,
+        asset_checks=[*fit_score_checks, dbt_unit_tests],
         jobs=[full_run_job],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

@@ -8,7 +8,21 @@ from decimal import Decimal
 
 import duckdb
 
-__all__ = ["AccountExplanation", "explain_account"]
+__all__ = ["AccountExplanation", "ScoreChange", "explain_account"]
+
+
+@dataclass(frozen=True)
+class ScoreChange:
+    """What moved between the previous scored date and this one, factor by factor."""
+
+    previous_as_of_date: date
+    previous_fit_score: Decimal
+    previous_fit_tier: str
+    previous_route: str
+    previous_score_version: str
+    factor_changes: list[tuple[str, Decimal, Decimal]]
+    reasons_added: list[str]
+    reasons_removed: list[str]
 
 
 @dataclass(frozen=True)
@@ -25,6 +39,7 @@ class AccountExplanation:
     factors: list[tuple[str, Decimal]]
     score_version: str
     scored_at: datetime
+    change: ScoreChange | None = None
 
     @property
     def factor_total(self) -> Decimal:
@@ -35,20 +50,22 @@ def explain_account(
     con: duckdb.DuckDBPyConnection, account_id: str, as_of: date | None = None
 ) -> AccountExplanation | None:
     """The account's score at ``as_of`` (default: the newest scored date), or None."""
-    row = con.execute(
+    rows = con.execute(
         """
         SELECT account_id, as_of_date, fit_score, fit_tier, route, is_anti_icp,
                anti_icp_reasons, factor_points, score_version, scored_at
         FROM marts.account_fit_score_history
         WHERE account_id = $account_id
-          AND ($as_of IS NULL OR as_of_date = CAST($as_of AS DATE))
+          AND ($as_of IS NULL OR as_of_date <= CAST($as_of AS DATE))
         ORDER BY as_of_date DESC
-        LIMIT 1
+        LIMIT 2
         """,
         {"account_id": account_id, "as_of": as_of},
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows or (as_of is not None and rows[0][1] != as_of):
         return None
+    row = rows[0]
+    change = _change(row, rows[1]) if len(rows) > 1 else None
     return AccountExplanation(
         account_id=row[0],
         as_of_date=row[1],
@@ -60,4 +77,26 @@ def explain_account(
         factors=[(item["factor"], item["points"]) for item in row[7]],
         score_version=row[8],
         scored_at=row[9],
+        change=change,
+    )
+
+
+def _change(current: tuple, previous: tuple) -> ScoreChange:
+    now = {item["factor"]: item["points"] for item in current[7]}
+    before = {item["factor"]: item["points"] for item in previous[7]}
+    changes = [
+        (factor, before.get(factor, Decimal(0)), now.get(factor, Decimal(0)))
+        for factor in sorted(set(now) | set(before))
+        if before.get(factor, Decimal(0)) != now.get(factor, Decimal(0))
+    ]
+    changes.sort(key=lambda item: abs(item[2] - item[1]), reverse=True)
+    return ScoreChange(
+        previous_as_of_date=previous[1],
+        previous_fit_score=previous[2],
+        previous_fit_tier=previous[3],
+        previous_route=previous[4],
+        previous_score_version=previous[8],
+        factor_changes=changes,
+        reasons_added=sorted(set(current[6]) - set(previous[6])),
+        reasons_removed=sorted(set(previous[6]) - set(current[6])),
     )

@@ -214,13 +214,11 @@ def build_attribute_bins(
             f"SELECT account_id, '{attribute}' AS attribute, "
             f"coalesce({value}, '{MISSING_BIN}') AS bin FROM {feature_table}"
         )
-    if not selects:
-        raise ValueError(f"none of the learned attributes {settings.attributes} is a feature")
     con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE raw_bins AS {" UNION ALL ".join(selects)}
-        """
+        "CREATE OR REPLACE TEMP TABLE raw_bins (account_id VARCHAR, attribute VARCHAR, bin VARCHAR)"
     )
+    for select in selects:
+        con.execute(f"INSERT INTO raw_bins {select}")
     if "tech_stack" in settings.attributes and "tech_stack" in available:
         con.execute(
             f"""
@@ -263,6 +261,8 @@ def build_attribute_bins(
                 {"items": items},
             )
             used.extend(f"{TECH_PREFIX}{item}" for item in items)
+    if not used:
+        raise ValueError(f"none of the learned attributes {settings.attributes} is a feature")
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {BIN_TABLE} AS
@@ -310,6 +310,12 @@ def fit_scorecard(
         UNION ALL
         SELECT account_id, 0 FROM {LABEL_TABLE} WHERE outcome_label = 'worst'
     """
+    # Checked first: with no labelled customers at all the WoE below would be NULL.
+    best, worst = con.execute(
+        f"SELECT count(*) FILTER (WHERE is_best = 1), count(*) FILTER (WHERE is_best = 0) "
+        f"FROM ({labelled})"
+    ).fetchone()
+    _require_customers(settings, best, worst)
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE bin_woe AS
@@ -347,13 +353,7 @@ def fit_scorecard(
         for attribute, bin_, value in con.execute("SELECT * FROM bin_woe").fetchall()
     }
     features, labels = _woe_matrix(con, labelled, attributes)
-    best, worst = int(labels.sum()), int(len(labels) - labels.sum())
-    if len(labels) < settings.min_labelled_customers or not best or not worst:
-        raise NotEnoughCustomersError(
-            f"cannot learn the ICP from {best} best and {worst} worst customers (at least "
-            f"{settings.min_labelled_customers} labelled, some of each, are needed); "
-            "lower learned.min_tenure_months or add history"
-        )
+    _require_customers(settings, int(labels.sum()), int(len(labels) - labels.sum()))
     model = LogisticRegression(C=settings.regularization_c, max_iter=1000)
     model.fit(features, labels)
     log_odds = model.decision_function(features)
@@ -378,6 +378,15 @@ def fit_scorecard(
         training_rows=len(labels),
         best_rows=int(labels.sum()),
     )
+
+
+def _require_customers(settings: LearnedSettings, best: int, worst: int) -> None:
+    if best + worst < settings.min_labelled_customers or not best or not worst:
+        raise NotEnoughCustomersError(
+            f"cannot learn the ICP from {best} best and {worst} worst customers (at least "
+            f"{settings.min_labelled_customers} labelled, some of each, are needed); "
+            "lower learned.min_tenure_months or add history"
+        )
 
 
 def _woe_matrix(

@@ -52,6 +52,10 @@ def test_whole_graph_materializes_with_every_check_passing(pipeline_run):
         "marts/fct_account_metrics",
         "marts/account_fit_scores",
     } <= materializable
+    check_names = {key.name for key in asset_graph.asset_check_keys}
+    assert "test_int_account_mrr_monthly_classifies_movements" in check_names, (
+        "dbt unit tests are asset checks"
+    )
     checks_run = summary.checks_passed + len(summary.checks_warned)
     assert checks_run >= len(list(asset_graph.asset_check_keys))
     assert summary.accounts_scored > 0

@@ -213,3 +213,20 @@ def test_shipped_config_is_valid():
     config = load_scoring_config(PROJECT_ROOT / "config" / "scoring.yaml")
     assert config.high_threshold == 70 and config.medium_threshold == 40
     assert {rule.code for rule in config.anti_icp_rules} >= {"too_small", "agency", "on_prem_only"}
+
+
+def test_explain_shows_what_changed_since_the_previous_date(tmp_path, con):
+    path = _write_config(tmp_path, CONFIG)
+    _score(con, path, as_of=date(2026, 11, 19))
+    _score(con, path)
+    explanation = explain_account(con, "A4")
+    change = explanation.change
+    assert change.previous_as_of_date == date(2026, 11, 19)
+    # A4 had no activity in the 30 days before 19 Nov and 9 before 20 Nov: +20 "engaged",
+    # which the cut at 100 takes back.
+    assert change.factor_changes == [
+        ("engaged", Decimal("0"), Decimal("20.00")),
+        ("score_bounds_0_100", Decimal("-5.00"), Decimal("-25.00")),
+    ]
+    assert (change.previous_fit_score, explanation.fit_score) == (Decimal("100.00"),) * 2
+    assert explain_account(con, "A4", date(2026, 11, 19)).change is None

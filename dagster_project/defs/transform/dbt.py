@@ -23,7 +23,7 @@ from dagster_project.defs.resources import (
 from dagster_project.ingest.landing import export_dates
 from dagster_project.settings import PROJECT_ROOT
 
-__all__ = ["DBT_PROJECT", "dbt_models", "ensure_manifest"]
+__all__ = ["DBT_PROJECT", "dbt_models", "dbt_unit_tests", "ensure_manifest"]
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
@@ -98,3 +98,62 @@ def dbt_models(
         ).wait()
     dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+
+def _unit_test_specs() -> dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, str]]:
+    """One check per dbt unit test, on the asset of the model it tests, with its dbt id.
+
+    dagster-dbt turns data tests into asset checks but skips unit tests; they gate
+    ``dbt build`` already, and these checks make each one visible on its model in Dagster.
+    """
+    manifest = json.loads(DBT_PROJECT.manifest_path.read_text())
+    translator = IcpDbtTranslator()
+    specs = {}
+    for unit_test in sorted(manifest.get("unit_tests", {}).values(), key=lambda t: t["name"]):
+        model = manifest["nodes"][unit_test["depends_on"]["nodes"][0]]
+        spec = dg.AssetCheckSpec(
+            name=unit_test["name"],
+            asset=translator.get_asset_key(model),
+            description=unit_test.get("description") or f"dbt unit test of {model['name']}",
+        )
+        specs[spec.key] = (spec, unit_test["unique_id"])
+    return specs
+
+
+_UNIT_TESTS = _unit_test_specs()
+
+
+@dg.multi_asset_check(
+    specs=[spec for spec, _ in _UNIT_TESTS.values()], can_subset=True, name="dbt_unit_tests"
+)
+def dbt_unit_tests(
+    context: dg.AssetCheckExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    landing: LandingZoneResource,
+):
+    """Run the dbt unit tests once and report each as the check of its model."""
+    dbt_vars = {
+        "as_of_date": landing.resolved_as_of().isoformat(),
+        "warehouse_path": warehouse.path,
+    }
+    invocation = dbt.cli(
+        ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars)],
+        manifest=DBT_PROJECT.manifest_path,
+        raise_on_error=False,
+    ).wait()
+    results = {
+        result["unique_id"]: result
+        for result in invocation.get_artifact("run_results.json")["results"]
+    }
+    for key in context.selected_asset_check_keys:
+        result = results.get(_UNIT_TESTS[key][1])
+        yield dg.AssetCheckResult(
+            asset_key=key.asset_key,
+            check_name=key.name,
+            passed=bool(result and result["status"] == "pass"),
+            metadata={
+                "status": result["status"] if result else "not run",
+                "message": (result or {}).get("message") or "",
+            },
+        )
