@@ -34,13 +34,19 @@ from dagster_project.scoring.scorecard import (
     FACTOR_TABLE,
     FEATURE_TABLE,
     RULE_POINTS_TABLE,
+    SITUATIONAL_BANDS,
     build_features,
     configured_anti_icp_sql,
     publish_scores,
     rule_factor_points,
     score_accounts,
 )
-from dagster_project.scoring.segments import SEGMENT_TABLE, IcpSegment, find_icp_segments
+from dagster_project.scoring.segments import (
+    CORE_SEGMENT,
+    SEGMENT_TABLE,
+    IcpSegment,
+    find_icp_segments,
+)
 
 __all__ = ["ScoringRun", "publish", "run_scoring"]
 
@@ -63,6 +69,7 @@ class ScoringRun:
     scorecards: dict[str, Scorecard] = field(default_factory=dict)
     learned_anti_icp_rules: list[LearnedAntiIcpRule] = field(default_factory=list)
     fallback_reason: str | None = None
+    attributes: list[str] = field(default_factory=list)
 
 
 def run_scoring(
@@ -106,6 +113,7 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
         f"count(*) FILTER (WHERE outcome_label = 'worst') FROM {LABEL_TABLE}"
     ).fetchone()
     attributes = build_attribute_bins(con, config.learned, FEATURE_TABLE)
+    run.attributes = attributes
     run.segments = find_icp_segments(
         con,
         config.segments.max_segments,
@@ -117,30 +125,18 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
         "(icp_segment VARCHAR, attribute VARCHAR, bin VARCHAR, points DECIMAL(7, 2), woe DOUBLE, "
         "base_points DECIMAL(7, 2))"
     )
-    for segment in run.segments:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE segment_best AS SELECT account_id FROM {SEGMENT_TABLE} "
-            "WHERE icp_segment = $segment",
-            {"segment": segment.name},
-        )
-        scorecard = fit_scorecard(
-            con, config.learned, attributes, "SELECT account_id FROM segment_best"
-        )
-        run.scorecards[segment.name] = scorecard
-        con.executemany(
-            f"INSERT INTO {SCORECARD_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    segment.name,
-                    attribute,
-                    bin_,
-                    config.pinned_points.get(f"{attribute}={bin_}", points),
-                    scorecard.woe[(attribute, bin_)],
-                    scorecard.base_points,
-                )
-                for (attribute, bin_), points in sorted(scorecard.points.items())
-            ],
-        )
+    try:
+        _fit_segment_scorecards(con, config, attributes, run)
+    except NotEnoughCustomersError:
+        if len(run.segments) == 1:
+            raise
+        # A segment too small to learn from should not cost everyone the learned ICP: one
+        # core scorecard over all best customers instead.
+        con.execute(f"UPDATE {SEGMENT_TABLE} SET icp_segment = $core", {"core": CORE_SEGMENT})
+        run.segments = [IcpSegment(CORE_SEGMENT, run.best_customers, None)]
+        run.scorecards.clear()
+        con.execute(f"DELETE FROM {SCORECARD_TABLE}")
+        _fit_segment_scorecards(con, config, attributes, run)
     # Each account is scored against every segment's scorecard and kept in the closest one.
     con.execute(
         f"""
@@ -178,6 +174,33 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
         """
     )
     run.learned_anti_icp_rules = learn_anti_icp_rules(con, config.learned_anti_icp, as_of)
+
+
+def _fit_segment_scorecards(con, config: ScoringConfig, attributes, run: ScoringRun) -> None:
+    for segment in run.segments:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE segment_best AS SELECT account_id FROM {SEGMENT_TABLE} "
+            "WHERE icp_segment = $segment",
+            {"segment": segment.name},
+        )
+        scorecard = fit_scorecard(
+            con, config.learned, attributes, "SELECT account_id FROM segment_best"
+        )
+        run.scorecards[segment.name] = scorecard
+        con.executemany(
+            f"INSERT INTO {SCORECARD_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    segment.name,
+                    attribute,
+                    bin_,
+                    config.pinned_points.get(f"{attribute}={bin_}", points),
+                    scorecard.woe[(attribute, bin_)],
+                    scorecard.base_points,
+                )
+                for (attribute, bin_), points in sorted(scorecard.points.items())
+            ],
+        )
 
 
 def _combine_factor_points(con, config: ScoringConfig, column_types, uses_learned: bool) -> None:
@@ -261,31 +284,21 @@ def _profile(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
     """``icp_profile_rows``: per segment and attribute value, shares among best, worst and all,
     lift, a 95% Wilson interval of the best share, WoE and points.
 
-    Situational signals (funding recency, hiring, recent engagement) are profiled too but not
-    scored: for customers they describe today, not the moment they bought.
+    Situational signals (funding recency, hiring, recent engagement) are profiled too, and
+    scored only when listed in ``learned.attributes``: for customers they describe today, not
+    the moment they bought.
     """
     _empty_profile(con)
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE situational_bins AS
-        SELECT account_id, 'funding_recency' AS attribute,
-               CASE WHEN days_since_last_funding IS NULL THEN 'missing'
-                    WHEN days_since_last_funding <= 180 THEN '0-180d'
-                    WHEN days_since_last_funding <= 365 THEN '181-365d'
-                    ELSE 'over_365d' END AS bin
-        FROM {FEATURE_TABLE}
-        UNION ALL
-        SELECT account_id, 'hiring',
-               CASE WHEN open_roles IS NULL THEN 'missing' WHEN open_roles = 0 THEN '0'
-                    WHEN open_roles < 5 THEN '1-4' ELSE '5+' END
-        FROM {FEATURE_TABLE}
-        UNION ALL
-        SELECT account_id, 'engagement_30d',
-               CASE WHEN coalesce(activities_last_30_days, 0) = 0 THEN '0'
-                    WHEN activities_last_30_days < 3 THEN '1-2' ELSE '3+' END
-        FROM {FEATURE_TABLE}
-        """
-    )
+    present = {row[0] for row in con.execute(f"DESCRIBE {FEATURE_TABLE}").fetchall()}
+    profiled_only = [
+        band for band in SITUATIONAL_BANDS if band in present and band not in run.attributes
+    ]
+    selects = [
+        f"SELECT account_id, '{band}' AS attribute, coalesce({band}, 'missing') AS bin "
+        f"FROM {FEATURE_TABLE}"
+        for band in profiled_only
+    ] or ["SELECT NULL AS account_id, NULL AS attribute, NULL AS bin WHERE false"]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE situational_bins AS {' UNION ALL '.join(selects)}")
     segments = [s.name for s in run.segments]
     con.execute(
         f"""

@@ -18,6 +18,7 @@ from dagster_project.scoring.config import Condition, ScoringConfig, ScoringConf
 
 __all__ = [
     "BASE_FACTOR",
+    "SITUATIONAL_BANDS",
     "FACTOR_TABLE",
     "RULE_POINTS_TABLE",
     "configured_anti_icp_sql",
@@ -39,6 +40,22 @@ HISTORY_TABLE = "marts.account_fit_score_history"
 BASE_FACTOR = "base_points"
 BOUNDS_FACTOR = "score_bounds_0_100"
 FACTOR_LIST_TYPE = "STRUCT(factor VARCHAR, points DECIMAL(7, 2))[]"
+#: Situational signal bands built into the features: band -> (source column, CASE branches).
+SITUATIONAL_BANDS = {
+    "hiring_band": (
+        "open_roles",
+        "WHEN {column} = 0 THEN '0' WHEN {column} < 5 THEN '1-4' WHEN {column} >= 5 THEN '5+'",
+    ),
+    "funding_recency_band": (
+        "days_since_last_funding",
+        "WHEN {column} <= 180 THEN '0-180d' WHEN {column} <= 365 THEN '181-365d' "
+        "WHEN {column} > 365 THEN 'over_365d'",
+    ),
+    "engagement_30d_band": (
+        "activities_last_30_days",
+        "WHEN coalesce({column}, 0) = 0 THEN '0' WHEN {column} < 3 THEN '1-2' ELSE '3+'",
+    ),
+}
 
 
 def _quote(name: str) -> str:
@@ -55,20 +72,17 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
         c for c in _table_columns(con, "fct_account_metrics") if c not in account_columns
     ]
     metric_select = "".join(f", metrics.{_quote(c)}" for c in metric_columns)
-    # Situational signals as bands, so the learned scorecard and the profile can bin them.
-    bands = []
-    if "open_roles" in account_columns:
-        bands.append(
-            "CASE WHEN accounts.open_roles IS NULL THEN NULL WHEN accounts.open_roles = 0 "
-            "THEN '0' WHEN accounts.open_roles < 5 THEN '1-4' ELSE '5+' END AS hiring_band"
-        )
-    if "days_since_last_funding" in metric_columns:
-        bands.append(
-            "CASE WHEN metrics.days_since_last_funding IS NULL THEN NULL "
-            "WHEN metrics.days_since_last_funding <= 365 THEN '0-365d' "
-            "WHEN metrics.days_since_last_funding <= 730 THEN '366-730d' "
-            "ELSE 'over_730d' END AS funding_recency_band"
-        )
+    # Situational signals as bands, so the profile (and, if configured, the learned
+    # scorecard) can bin them; a band whose source column is missing is left out.
+    table_of = {
+        **{c: "metrics" for c in metric_columns},
+        **{c: "accounts" for c in account_columns},
+    }
+    bands = [
+        f"CASE {sql.format(column=f'{table_of[source]}.{_quote(source)}')} END AS {_quote(band)}"
+        for band, (source, sql) in SITUATIONAL_BANDS.items()
+        if source in table_of
+    ]
     metric_select += "".join(f", {band}" for band in bands)
     con.execute(
         f"""

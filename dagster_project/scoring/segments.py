@@ -83,7 +83,10 @@ def find_icp_segments(
         members = matrix[labels == cluster]
         others = matrix[labels != cluster]
         distinctness = members.mean(axis=0) - others.mean(axis=0)
-        top = [traits[i] for i in np.argsort(-distinctness)[:2] if distinctness[i] > 0]
+        # Ties (common: a trait every member has and no other best customer) go alphabetically,
+        # so a segment keeps its name from run to run.
+        order = np.argsort(-distinctness, kind="stable")
+        top = [traits[i] for i in order[:2] if distinctness[i] > 0]
         name = " & ".join(top) or f"segment_{cluster + 1}"
         segments.append(IcpSegment(name, int((labels == cluster).sum()), silhouette))
         con.executemany(

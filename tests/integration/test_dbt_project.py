@@ -394,7 +394,7 @@ def test_later_update_wins_and_deleted_account_is_gone(builds):
     assert sorted(accounts) == ["A1", "A3", "A4", "A5", "A6"]  # A2 deleted, A7 not created yet
     acme = accounts["A1"]
     assert acme["account_name"] == "Acme Corp"
-    assert acme["industry"] == "fin_tech"
+    assert acme["industry"] == "fintech"
     assert acme["employee_count"] == 250
     assert acme["size_band"] == "100-499"
     assert acme["country"] == "US"
@@ -406,7 +406,7 @@ def test_later_update_wins_and_deleted_account_is_gone(builds):
     assert accounts["A5"]["funding_stage"] == "series_a"
     # 1000 EUR at the rate of updated_at 2026-01-09: 1.1 (the latest on or before it).
     assert accounts["A3"]["annual_revenue_usd"] == pytest.approx(1100.0)
-    assert accounts["A3"]["industry"] == "fin_tech"
+    assert accounts["A3"]["industry"] == "fintech"
 
 
 def test_earlier_as_of_sees_earlier_versions(builds):

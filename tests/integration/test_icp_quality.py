@@ -47,12 +47,8 @@ def test_high_tier_wins_at_least_three_times_as_often_as_low(scored):
 def test_validation_backtest_runs_and_high_tier_beats_low(scored):
     settings, _ = scored
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-        measures = dict(
-            con.execute("SELECT measure, value FROM marts.icp_validation").fetchall()
-        )
-        statuses = dict(
-            con.execute("SELECT measure, status FROM marts.icp_validation").fetchall()
-        )
+        measures = dict(con.execute("SELECT measure, value FROM marts.icp_validation").fetchall())
+        statuses = dict(con.execute("SELECT measure, status FROM marts.icp_validation").fetchall())
         profile = con.execute(
             "SELECT count(*), count(*) FILTER (WHERE points IS NOT NULL) FROM marts.icp_profile"
         ).fetchone()

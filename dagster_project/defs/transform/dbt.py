@@ -93,7 +93,16 @@ def dbt_models(
         context.log.info(f"building the facts as of {backtest_date} for the backtest")
         backtest_vars = {"as_of_date": backtest_date.isoformat(), "warehouse_path": warehouse.path}
         dbt.cli(
-            ["run", "--select", "+fct_account_metrics", "--vars", json.dumps(backtest_vars)],
+            [
+                "build",
+                "--select",
+                "+fct_account_metrics",
+                "--exclude-resource-type",
+                "test",
+                "unit_test",
+                "--vars",
+                json.dumps(backtest_vars),
+            ],
             manifest=DBT_PROJECT.manifest_path,
         ).wait()
     dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}

@@ -13,6 +13,12 @@ fx_rates as (
 
 ),
 
+industry_synonyms as (
+
+    select * from {{ ref('industry_synonyms') }}
+
+),
+
 latest as (
 
     {{ latest_version('source', 'account_id') }}
@@ -49,8 +55,11 @@ converted as (
 
     select
         renamed.*,
+        coalesce(industry_synonyms.industry, renamed.industry) as canonical_industry,
         {{ to_usd('renamed.annual_revenue', 'renamed.currency') }} as annual_revenue_usd
     from renamed
+    left join industry_synonyms
+        on renamed.industry = industry_synonyms.spelling
     left join fx_rates
         on {{ fx_rate_join('renamed.currency', 'renamed.updated_at') }}
 
@@ -62,7 +71,7 @@ final as (
         account_id,
         account_name,
         domain,
-        industry,
+        canonical_industry as industry,
         employee_count,
         annual_revenue,
         currency,
