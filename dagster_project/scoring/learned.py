@@ -332,18 +332,18 @@ def fit_scorecard(
             FROM {BIN_TABLE} AS account_bins
             INNER JOIN labelled USING (account_id)
             GROUP BY ALL
-        ),
-        bins_per_attribute AS (
-            SELECT attribute, count(*) AS bin_count FROM bins GROUP BY attribute
         )
         SELECT
             bins.attribute,
             bins.bin,
-            ln((coalesce(best_count, 0) + $alpha) / (best_total + $alpha * bin_count))
-              - ln((coalesce(worst_count, 0) + $alpha) / (worst_total + $alpha * bin_count)) AS woe
+            -- The pseudo-count is split in proportion to the class totals, so a value with no
+            -- labelled customer is neutral (WoE 0) and small bins shrink towards 0.
+            ln((coalesce(best_count, 0) + $alpha * best_total / (best_total + worst_total))
+               / best_total)
+              - ln((coalesce(worst_count, 0) + $alpha * worst_total / (best_total + worst_total))
+                   / worst_total) AS woe
         FROM bins
         CROSS JOIN totals
-        INNER JOIN bins_per_attribute USING (attribute)
         LEFT JOIN bin_counts USING (attribute, bin)
         """,
         {"alpha": settings.woe_smoothing},
