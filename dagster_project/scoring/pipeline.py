@@ -218,15 +218,18 @@ def _combine_factor_points(con, config: ScoringConfig, column_types, uses_learne
         f"CAST(round(points * {float(weight)!r}, 2) AS DECIMAL(7, 2)) AS points FROM {table}"
         for table, weight, prefix in sources
     ]
-    # Blended base points are summed into one factor so the list stays readable.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS
-        SELECT account_id, factor, CAST(sum(points) AS DECIMAL(7, 2)) AS points
-        FROM ({" UNION ALL ".join(selects)})
-        GROUP BY account_id, factor
-        """
-    )
+    if len(selects) == 1:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS {selects[0]}")
+    else:
+        # Blended base points are summed into one factor so the list stays readable.
+        con.execute(
+            f"""
+            CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS
+            SELECT account_id, factor, CAST(sum(points) AS DECIMAL(7, 2)) AS points
+            FROM ({" UNION ALL ".join(selects)})
+            GROUP BY account_id, factor
+            """
+        )
     if not uses_learned:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE account_segments (account_id VARCHAR, "

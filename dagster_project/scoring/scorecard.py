@@ -235,8 +235,14 @@ def score_accounts(
             SELECT
                 account_id,
                 CAST(sum(points) AS DECIMAL(7, 2)) AS unbounded_score,
-                list({{'factor': factor, 'points': points}} ORDER BY abs(points) DESC, factor)
-                    FILTER (WHERE points <> 0 AND factor <> '{BASE_FACTOR}') AS criterion_points,
+                -- Sorting each account's short list beats an ordered aggregate by far: the
+                -- sort key leads the struct, list_sort orders by it, then it is dropped.
+                list_transform(
+                    list_sort(list({{
+                        'sort_key': -abs(points), 'factor': factor, 'points': points
+                    }}) FILTER (WHERE points <> 0 AND factor <> '{BASE_FACTOR}')),
+                    lambda item: {{'factor': item.factor, 'points': item.points}}
+                ) AS criterion_points,
                 list({{'factor': factor, 'points': points}})
                     FILTER (WHERE points <> 0 AND factor = '{BASE_FACTOR}') AS base_points
             FROM {FACTOR_TABLE}
