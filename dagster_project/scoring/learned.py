@@ -266,16 +266,17 @@ def build_attribute_bins(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {BIN_TABLE} AS
-        WITH counted AS (
-            SELECT *, count(*) OVER (PARTITION BY attribute, bin) AS bin_accounts
-            FROM raw_bins
+        WITH rare AS (
+            SELECT attribute, bin FROM raw_bins
+            WHERE bin <> '{MISSING_BIN}'
+            GROUP BY attribute, bin HAVING count(*) < $min
         )
         SELECT
-            account_id,
-            attribute,
-            CASE WHEN bin_accounts < $min AND bin <> '{MISSING_BIN}' THEN '{OTHER_BIN}'
-                 ELSE bin END AS bin
-        FROM counted
+            raw_bins.account_id,
+            raw_bins.attribute,
+            CASE WHEN rare.bin IS NULL THEN raw_bins.bin ELSE '{OTHER_BIN}' END AS bin
+        FROM raw_bins
+        LEFT JOIN rare USING (attribute, bin)
         """,
         {"min": settings.min_bin_accounts},
     )
