@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 MODES = ("duckdb", "parquet-duckdb", "parquet-pandas", "parquet-polars")
-PAUSE_SECONDS = 0.01
+PAUSE_SECONDS = 0.02  # two CPUs in CI: leave the pipeline room
 
 _SCORES_SQL = """
 SELECT count(*) AS rows, count(DISTINCT account_id) AS accounts,
@@ -47,7 +47,7 @@ FROM {scores}
 
 
 def _observe_duckdb_file(published: Path) -> dict:
-    with duckdb.connect(str(published / "marts.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(published / "icp_marts.duckdb"), read_only=True) as con:
         obs = _scores(con, "marts.account_fit_scores")
         obs["version"] = con.execute("SELECT version FROM meta.publish_info").fetchone()[0]
         obs["history_rows"] = con.execute(
@@ -183,10 +183,21 @@ class ReaderProcess:
     def ready(self) -> bool:
         return self.out.with_suffix(".ready").exists()
 
+    def kill(self) -> None:
+        self.stop.touch()
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
     def finish(self, timeout: float = 60) -> list[dict]:
         """Stop the reader and return its observations."""
         self.stop.touch()
-        self.process.wait(timeout=timeout)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
         if self.process.returncode != 0:
             raise RuntimeError(f"reader {self.mode} exited with {self.process.returncode}")
         return json.loads(self.out.read_text(encoding="utf-8"))["observations"]

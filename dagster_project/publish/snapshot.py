@@ -1,0 +1,509 @@
+"""Publish the marts as a read-only DuckDB file and Parquet folders that readers never see
+half-written.
+
+DuckDB allows one read-write process per database file, and while it holds the file no other
+process can open it, not even read-only. The pipeline's warehouse file is therefore its
+working file, opened by the pipeline alone. After a successful run the marts are copied out:
+
+* ``<published>/icp_marts.duckdb``: built as ``icp_marts.duckdb.tmp-<uuid>`` (ATTACH, CREATE
+  TABLE ... AS SELECT per mart, checks, CHECKPOINT, DETACH, fsync), then ``os.replace``-d onto
+  the final name. The rename is atomic on POSIX: a reader that opened the old file keeps
+  reading the old inode, a new open gets the new file, never a partial one.
+* ``<published>/parquet/v-<utc timestamp>-<id>/<table>/as_of_date=YYYY-MM-DD/part_<uuid>.parquet``:
+  one folder per publish, written as ``.tmp-v-...`` and renamed when complete; the symlink
+  ``<published>/parquet/current`` is then replaced atomically (a temporary symlink renamed over
+  it). The last ``keep_versions`` versions stay so that a reader that resolved ``current`` a
+  moment ago can finish.
+
+Nothing becomes visible unless every check passed on the new copy: every mart present, no
+column that looks like contact PII, ``account_fit_scores`` one complete version equal to the
+warehouse's current table, and each Parquet table holding the rows of its DuckDB table. A
+failed publish (or a crash) leaves the previous version in place; its leftovers are removed by
+the next publish.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import duckdb
+
+__all__ = [
+    "CURRENT_LINK",
+    "DB_FILE",
+    "DEFAULT_KEEP_VERSIONS",
+    "PARQUET_DIR",
+    "PUBLISHED_TABLES",
+    "PublishError",
+    "PublishResult",
+    "contact_pii_columns",
+    "current_parquet_version",
+    "missing_tables",
+    "parquet_problems",
+    "pii_problems",
+    "publish_marts",
+    "published_dir_for",
+    "score_problems",
+]
+
+PUBLISHED_TABLES: tuple[str, ...] = (
+    "dim_accounts",
+    "fct_account_metrics",
+    "fct_segment_cohorts",
+    "icp_profile",
+    "icp_validation",
+    "account_fit_scores",
+    "account_fit_score_history",
+)
+SCORES = "account_fit_scores"
+HISTORY = "account_fit_score_history"
+# Not "marts.duckdb": its catalog would be named "marts", like the schema, and DuckDB rejects
+# "marts.account_fit_scores" as ambiguous.
+DB_FILE = "icp_marts.duckdb"
+PARQUET_DIR = "parquet"
+CURRENT_LINK = "current"
+MANIFEST = "_manifest.json"
+DEFAULT_KEEP_VERSIONS = 3
+PUBLISHED_DIR_ENV = "ICP_PUBLISHED_DIR"
+_TMP_DB_PREFIX = f"{DB_FILE}.tmp-"
+_TMP_VERSION_PREFIX = ".tmp-v-"
+_TMP_LINK_PREFIX = ".current-"
+_LOCK_FILE = ".publish.lock"
+
+# Column names that look like contact PII: e-mail, phone, a person's name.
+_PII_SUBSTRINGS = ("email", "e_mail", "phone", "mobile", "telephone", "whatsapp")
+_PII_TOKENS = {"fax", "tel", "surname", "firstname", "lastname", "fullname", "forename"}
+_PERSON_QUALIFIERS = {
+    "first", "last", "given", "family", "middle", "full", "contact", "person", "people",
+    "owner", "user", "employee", "champion", "buyer", "rep", "lead", "sender", "recipient",
+}  # fmt: skip
+
+
+class PublishError(RuntimeError):
+    """The new version failed a check (or could not be built); nothing was published."""
+
+
+@dataclass
+class PublishResult:
+    """What one publish wrote."""
+
+    version: str
+    db_path: Path
+    parquet_dir: Path
+    as_of_date: date
+    score_version: str
+    row_counts: dict[str, int]
+    dim_accounts_source: str
+    seconds: float
+    removed: list[str] = field(default_factory=list)
+
+
+def published_dir_for(warehouse_path: Path | str) -> Path:
+    """``$ICP_PUBLISHED_DIR``, else ``published/`` next to the warehouse file."""
+    configured = os.environ.get(PUBLISHED_DIR_ENV, "").strip()
+    if configured:
+        return Path(configured).resolve()
+    return Path(warehouse_path).resolve().parent / "published"
+
+
+def current_parquet_version(published_dir: Path | str) -> Path | None:
+    """The version folder ``parquet/current`` points at (resolved once), or None."""
+    link = Path(published_dir) / PARQUET_DIR / CURRENT_LINK
+    if not link.is_symlink():
+        return None
+    return link.resolve()
+
+
+def contact_pii_columns(columns: Sequence[str]) -> list[str]:
+    """The column names that look like contact PII (e-mail, phone, a person's name)."""
+    flagged = []
+    for column in columns:
+        name = column.lower()
+        tokens = [t for t in re.split(r"[^a-z0-9]+", name) if t]
+        if any(s in name for s in _PII_SUBSTRINGS) or _PII_TOKENS.intersection(tokens):
+            flagged.append(column)
+            continue
+        for before, after in zip(tokens, tokens[1:], strict=False):
+            if after == "name" and before in _PERSON_QUALIFIERS:
+                flagged.append(column)
+                break
+    return flagged
+
+
+def _literal(text: str | Path) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[str]:
+    return [
+        row[0]
+        for row in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE database_name = $catalog "
+            "AND schema_name = 'marts' AND table_name = $table ORDER BY column_index",
+            {"catalog": catalog, "table": table},
+        ).fetchall()
+    ]
+
+
+def _tables(con: duckdb.DuckDBPyConnection, catalog: str) -> set[str]:
+    return {
+        row[0]
+        for row in con.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE database_name = $catalog "
+            "AND schema_name = 'marts'",
+            {"catalog": catalog},
+        ).fetchall()
+    }
+
+
+def missing_tables(
+    con: duckdb.DuckDBPyConnection, catalog: str, tables: Sequence[str] = PUBLISHED_TABLES
+) -> list[str]:
+    """The tables of ``tables`` that ``<catalog>.marts`` lacks."""
+    present = _tables(con, catalog)
+    return [t for t in tables if t not in present]
+
+
+def pii_problems(
+    con: duckdb.DuckDBPyConnection, catalog: str, tables: Sequence[str] = PUBLISHED_TABLES
+) -> list[str]:
+    """One message per published table with columns that look like contact PII."""
+    problems = []
+    for table in sorted(_tables(con, catalog).intersection(tables)):
+        flagged = contact_pii_columns(_columns(con, catalog, table))
+        if flagged:
+            problems.append(f"marts.{table} has contact-PII-like columns: {', '.join(flagged)}")
+    return problems
+
+
+def score_problems(
+    con: duckdb.DuckDBPyConnection, published: str, source: str
+) -> tuple[list[str], dict[str, object]]:
+    """Whether ``<published>.marts.account_fit_scores`` is one complete version equal to
+    ``<source>.marts.account_fit_scores``: same rows, one as_of_date, one score_version, one row
+    per account, and the history rows of that date in the same file."""
+    pub, src = f"{_ident(published)}.marts.{SCORES}", f"{_ident(source)}.marts.{SCORES}"
+    rows, dates, versions, accounts, as_of, score_version = con.execute(
+        f"SELECT count(*), count(DISTINCT as_of_date), count(DISTINCT score_version), "
+        f"count(DISTINCT account_id), min(as_of_date), min(score_version) FROM {pub}"
+    ).fetchone()
+    source_rows = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
+    only_published, only_source = con.execute(
+        f"SELECT (SELECT count(*) FROM (FROM {pub} EXCEPT ALL FROM {src})), "
+        f"(SELECT count(*) FROM (FROM {src} EXCEPT ALL FROM {pub}))"
+    ).fetchone()
+    history_rows = con.execute(
+        f"SELECT count(*) FROM {_ident(published)}.marts.{HISTORY} WHERE as_of_date = $as_of",
+        {"as_of": as_of},
+    ).fetchone()[0]
+    facts = {
+        "rows": rows,
+        "warehouse_rows": source_rows,
+        "as_of_dates": dates,
+        "score_versions": versions,
+        "as_of_date": as_of.isoformat() if as_of else None,
+        "score_version": score_version,
+        "history_rows_of_date": history_rows,
+    }
+    problems = []
+    if rows == 0:
+        problems.append(f"marts.{SCORES} is empty")
+    if dates != 1 or versions != 1:
+        problems.append(f"marts.{SCORES} holds {dates} as_of_dates and {versions} score_versions")
+    if accounts != rows:
+        problems.append(f"marts.{SCORES} has {rows} rows for {accounts} accounts")
+    if only_published or only_source or rows != source_rows:
+        problems.append(
+            f"marts.{SCORES} differs from the warehouse: {rows} rows vs {source_rows}, "
+            f"{only_published} only published, {only_source} only in the warehouse"
+        )
+    if history_rows != rows:
+        problems.append(
+            f"marts.{HISTORY} has {history_rows} rows for {as_of}, the current table {rows}"
+        )
+    return problems, facts
+
+
+def parquet_problems(
+    con: duckdb.DuckDBPyConnection,
+    version_dir: Path,
+    catalog: str,
+    tables: Sequence[str] = PUBLISHED_TABLES,
+) -> list[str]:
+    """Each Parquet table of ``version_dir`` holds as many rows as its DuckDB table."""
+    problems = []
+    for table in tables:
+        expected = con.execute(f"SELECT count(*) FROM {_ident(catalog)}.marts.{table}").fetchone()[
+            0
+        ]
+        folder = version_dir / table
+        if not folder.is_dir():
+            problems.append(f"parquet table {table} is missing in {version_dir.name}")
+            continue
+        if not any(folder.rglob("*.parquet")):
+            found = 0
+        else:
+            found = con.execute(
+                f"SELECT count(*) FROM read_parquet({_literal(folder / '**' / '*.parquet')}, "
+                "hive_partitioning = true)"
+            ).fetchone()[0]
+        if found != expected:
+            problems.append(f"parquet table {table} has {found} rows, its DuckDB table {expected}")
+    return problems
+
+
+@contextmanager
+def _exclusive_lock(published_dir: Path) -> Iterator[None]:
+    """One publisher at a time per published folder (leftover clean-up relies on it)."""
+    with open(published_dir / _LOCK_FILE, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            _fsync_path(Path(folder) / name)
+        _fsync_path(Path(folder))
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+    elif path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _clean_leftovers(published_dir: Path, parquet_root: Path) -> list[str]:
+    """Temporary files of a publish that crashed (only ever called under the lock)."""
+    removed = []
+    for path in published_dir.glob(f"{_TMP_DB_PREFIX}*"):
+        _remove(path)
+        removed.append(path.name)
+    for prefix in (_TMP_VERSION_PREFIX, _TMP_LINK_PREFIX):
+        for path in parquet_root.glob(f"{prefix}*"):
+            _remove(path)
+            removed.append(f"{PARQUET_DIR}/{path.name}")
+    return removed
+
+
+def _prune_versions(parquet_root: Path, keep: int) -> list[str]:
+    current = current_parquet_version(parquet_root.parent)
+    versions = sorted(p for p in parquet_root.glob("v-*") if p.is_dir() and not p.is_symlink())
+    removed = []
+    for old in versions[:-keep]:
+        if current is not None and old.resolve() == current:
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(f"{PARQUET_DIR}/{old.name}")
+    return removed
+
+
+def _select_for(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    source: str,
+    label: date,
+    carry_forward_from: str | None,
+) -> tuple[str, dict[str, object], str]:
+    """The SELECT that publishes ``table``; a table without ``as_of_date`` (dim_accounts, the
+    current state) gets the date its state is for, and on a backfill run keeps the previously
+    published state so that it matches the current scores."""
+    if "as_of_date" in _columns(con, source, table):
+        return f"SELECT * FROM {_ident(source)}.marts.{table}", {}, "warehouse"
+    if carry_forward_from is not None:
+        return f"SELECT * FROM {carry_forward_from}.marts.{table}", {}, "previous publish"
+    return (
+        f"SELECT *, CAST($label AS DATE) AS as_of_date FROM {_ident(source)}.marts.{table}",
+        {"label": label},
+        "warehouse",
+    )
+
+
+def publish_marts(
+    con: duckdb.DuckDBPyConnection,
+    published_dir: Path | str,
+    *,
+    run_as_of: date | None = None,
+    keep_versions: int = DEFAULT_KEEP_VERSIONS,
+    tables: Sequence[str] = PUBLISHED_TABLES,
+) -> PublishResult:
+    """Copy ``marts.<table>`` of the warehouse ``con`` (a read-write connection to it) to a new
+    published version and swap it in atomically; raises :class:`PublishError` (publishing
+    nothing) when the new version fails a check.
+
+    ``run_as_of`` is the as-of date the run built ``marts.dim_accounts`` for; when it is older
+    than the current scores (a backfill), the previously published ``dim_accounts`` is kept.
+    """
+    if keep_versions < 1:
+        raise ValueError("keep_versions must be at least 1")
+    started = time.perf_counter()
+    published_dir = Path(published_dir).resolve()
+    parquet_root = published_dir / PARQUET_DIR
+    parquet_root.mkdir(parents=True, exist_ok=True)
+    source = con.execute("SELECT current_database()").fetchone()[0]
+
+    missing = missing_tables(con, source, tables)
+    if missing:
+        raise PublishError(f"the warehouse lacks marts.{', marts.'.join(missing)}")
+    current_as_of = con.execute(f"SELECT max(as_of_date) FROM marts.{SCORES}").fetchone()[0]
+    if current_as_of is None:
+        raise PublishError(f"marts.{SCORES} is empty in the warehouse")
+    label = run_as_of or current_as_of
+    backfill = run_as_of is not None and run_as_of < current_as_of
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    version = f"v-{stamp}-{uuid.uuid4().hex[:8]}"
+    tmp_db = published_dir / f"{_TMP_DB_PREFIX}{uuid.uuid4().hex}"
+    tmp_version = parquet_root / f"{_TMP_VERSION_PREFIX}{version[2:]}"
+    final_db = published_dir / DB_FILE
+    alias = f"icp_publish_{uuid.uuid4().hex[:12]}"
+    previous = f"icp_previous_{uuid.uuid4().hex[:12]}"
+
+    with _exclusive_lock(published_dir):
+        removed = _clean_leftovers(published_dir, parquet_root)
+        attached: list[str] = []
+        try:
+            carry_forward = None
+            if backfill and final_db.exists():
+                con.execute(f"ATTACH {_literal(final_db)} AS {previous} (READ_ONLY)")
+                attached.append(previous)
+                prior = con.execute(
+                    f"SELECT count(*) FROM duckdb_columns() WHERE database_name = '{previous}' "
+                    "AND schema_name = 'marts' AND table_name = 'dim_accounts' "
+                    "AND column_name = 'as_of_date'"
+                ).fetchone()[0]
+                prior_as_of = (
+                    con.execute(
+                        f"SELECT max(as_of_date) FROM {previous}.marts.dim_accounts"
+                    ).fetchone()[0]
+                    if prior
+                    else None
+                )
+                if prior_as_of == current_as_of:
+                    carry_forward = previous
+
+            con.execute(f"ATTACH {_literal(tmp_db)} AS {alias}")
+            attached.append(alias)
+            con.execute(f"CREATE SCHEMA {alias}.marts")
+            sources = {}
+            for table in tables:
+                select, params, sources[table] = _select_for(
+                    con, table, source, label, carry_forward if table == "dim_accounts" else None
+                )
+                con.execute(f"CREATE TABLE {alias}.marts.{table} AS {select}", params)
+            if previous in attached:
+                con.execute(f"DETACH {previous}")
+                attached.remove(previous)
+
+            problems = missing_tables(con, alias, tables) + pii_problems(con, alias, tables)
+            facts: dict[str, object] = {}
+            if SCORES in tables and HISTORY in tables:
+                score_issues, facts = score_problems(con, alias, source)
+                problems += score_issues
+            if problems:
+                raise PublishError("not published: " + "; ".join(problems))
+            row_counts = {
+                t: con.execute(f"SELECT count(*) FROM {alias}.marts.{t}").fetchone()[0]
+                for t in tables
+            }
+
+            tmp_version.mkdir()
+            for table in tables:
+                (tmp_version / table).mkdir()
+                if row_counts[table]:
+                    con.execute(
+                        f"COPY (SELECT * FROM {alias}.marts.{table}) "
+                        f"TO {_literal(tmp_version / table)} (FORMAT parquet, "
+                        "PARTITION_BY (as_of_date), FILENAME_PATTERN 'part_{uuid}', "
+                        "OVERWRITE_OR_IGNORE true)"
+                    )
+            problems = parquet_problems(con, tmp_version, alias, tables)
+            if problems:
+                raise PublishError("not published: " + "; ".join(problems))
+
+            published_at = datetime.now(UTC).replace(tzinfo=None)
+            info = {
+                "version": version,
+                "published_at": published_at.isoformat(timespec="seconds") + "Z",
+                "as_of_date": facts.get("as_of_date") or current_as_of.isoformat(),
+                "score_version": facts.get("score_version"),
+                "row_counts": row_counts,
+            }
+            con.execute(f"CREATE SCHEMA {alias}.meta")
+            con.execute(
+                f"CREATE TABLE {alias}.meta.publish_info AS SELECT $version AS version, "
+                "$published_at::TIMESTAMP AS published_at, $as_of::DATE AS as_of_date, "
+                "$score_version AS score_version, $row_counts::JSON AS row_counts",
+                {
+                    "version": version,
+                    "published_at": published_at,
+                    "as_of": info["as_of_date"],
+                    "score_version": info["score_version"],
+                    "row_counts": json.dumps(row_counts),
+                },
+            )
+            (tmp_version / MANIFEST).write_text(json.dumps(info, indent=2), encoding="utf-8")
+            con.execute(f"CHECKPOINT {alias}")
+            con.execute(f"DETACH {alias}")
+            attached.remove(alias)
+            if Path(f"{tmp_db}.wal").exists():
+                raise PublishError(f"{tmp_db.name} kept a write-ahead log after DETACH")
+            _fsync_path(tmp_db)
+            _fsync_tree(tmp_version)
+
+            final_version = parquet_root / version
+            os.replace(tmp_version, final_version)
+            tmp_link = parquet_root / f"{_TMP_LINK_PREFIX}{uuid.uuid4().hex}"
+            os.symlink(version, tmp_link, target_is_directory=True)
+            # The DuckDB file first, then the Parquet pointer: each swap is atomic on its own.
+            os.replace(tmp_db, final_db)
+            os.replace(tmp_link, parquet_root / CURRENT_LINK)
+            _fsync_path(published_dir)
+            _fsync_path(parquet_root)
+        except BaseException:
+            for name in attached:
+                with suppress(duckdb.Error):
+                    con.execute(f"DETACH {name}")
+            for leftover in (tmp_db, Path(f"{tmp_db}.wal"), tmp_version):
+                _remove(leftover)
+            raise
+        removed += _prune_versions(parquet_root, keep_versions)
+
+    return PublishResult(
+        version=version,
+        db_path=final_db,
+        parquet_dir=parquet_root / version,
+        as_of_date=date.fromisoformat(str(info["as_of_date"])),
+        score_version=str(info["score_version"]),
+        row_counts=row_counts,
+        dim_accounts_source=sources.get("dim_accounts", "warehouse"),
+        seconds=round(time.perf_counter() - started, 3),
+        removed=removed,
+    )
