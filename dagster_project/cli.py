@@ -90,6 +90,7 @@ def _settings(
 
 
 def _run_and_report(settings: Settings) -> None:
+    from dagster_project.publish import published_dir_for
     from dagster_project.run import dagster_instance, run_pipeline
 
     instance = dagster_instance()
@@ -115,9 +116,10 @@ def _run_and_report(settings: Settings) -> None:
     if summary.checks_failed:
         checks += f", {len(summary.checks_failed)} failed: " + ", ".join(summary.checks_failed)
     table.add_row("checks", checks)
-    if summary.checks_warned:
-        table.add_row("warnings", ", ".join(summary.checks_warned))
+    for warning in summary.warnings:
+        table.add_row("warning", warning)
     table.add_row("warehouse", str(settings.warehouse_path))
+    table.add_row("published (read here)", str(published_dir_for(settings.warehouse_path)))
     console.print(table)
     console.print(
         "Open the Dagster UI on this run with:\n"

@@ -29,6 +29,7 @@ class RunSummary:
     checks_passed: int = 0
     checks_failed: list[str] = field(default_factory=list)
     checks_warned: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     rows_quarantined: int = 0
     failures: list[str] = field(default_factory=list)
     output: str = ""
@@ -83,6 +84,8 @@ def run_pipeline(
             summary.checks_passed += 1
         elif evaluation.severity == dg.AssetCheckSeverity.WARN:
             summary.checks_warned.append(name)
+            details = evaluation.metadata.get("warnings")
+            summary.warnings.extend(details.value if details is not None else [name])
         else:
             summary.checks_failed.append(name)
     for event in result.get_asset_materialization_events():

@@ -265,7 +265,12 @@ def validation_warnings(
     return dg.AssetCheckResult(
         passed=not warnings,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"warnings": [f"{m} = {v}: {d}" for m, v, d in warnings]},
+        metadata={
+            "warnings": [
+                f"{measure} = {'n/a' if value is None else format(value, '.3g')}: {detail}"
+                for measure, value, detail in warnings
+            ]
+        },
     )
 
 
