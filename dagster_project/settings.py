@@ -25,10 +25,12 @@ class Settings:
     warehouse_path: Path
     scoring_config_path: Path
     as_of_date: date | None = None
+    max_export_age_days: int = 2
 
     @classmethod
     def from_env(cls) -> Settings:
-        """``ICP_LANDING``, ``ICP_WAREHOUSE``, ``ICP_SCORING_CONFIG``, ``ICP_AS_OF_DATE``."""
+        """``ICP_LANDING``, ``ICP_WAREHOUSE``, ``ICP_SCORING_CONFIG``, ``ICP_AS_OF_DATE``,
+        ``ICP_MAX_EXPORT_AGE_DAYS``."""
         cwd = Path.cwd()
         as_of = os.environ.get("ICP_AS_OF_DATE", "").strip()
         return cls(
@@ -40,4 +42,5 @@ class Settings:
                 os.environ.get("ICP_SCORING_CONFIG") or _DEFAULT_SCORING_CONFIG
             ).resolve(),
             as_of_date=date.fromisoformat(as_of) if as_of else None,
+            max_export_age_days=int(os.environ.get("ICP_MAX_EXPORT_AGE_DAYS") or 2),
         )

@@ -11,7 +11,7 @@ __all__ = ["build_definitions"]
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Every asset, check, job and resource of the pipeline for ``settings``."""
-    from dagster_project.defs.ingest.assets import build_ingest_assets
+    from dagster_project.defs.ingest.assets import build_ingest_assets, landing_is_fresh
     from dagster_project.defs.jobs import full_run_job
     from dagster_project.defs.publish.assets import published_marts, published_marts_checks
     from dagster_project.defs.resources import build_resources
@@ -20,7 +20,12 @@ def build_definitions(settings: Settings) -> dg.Definitions:
 
     return dg.Definitions(
         assets=[*build_ingest_assets(), dbt_models, account_fit_scores, published_marts],
-        asset_checks=[*fit_score_checks, dbt_unit_tests, *published_marts_checks],
+        asset_checks=[
+            *fit_score_checks,
+            dbt_unit_tests,
+            *published_marts_checks,
+            landing_is_fresh,
+        ],
         jobs=[full_run_job],
         resources=build_resources(settings),
         executor=dg.in_process_executor,

@@ -51,6 +51,7 @@ class LandingZoneResource(dg.ConfigurableResource):
 
     root: str
     as_of_date: str = ""
+    max_export_age_days: int = 2
 
     @property
     def root_path(self) -> Path:
@@ -84,6 +85,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "landing": LandingZoneResource(
             root=str(settings.landing_dir),
             as_of_date=settings.as_of_date.isoformat() if settings.as_of_date else "",
+            max_export_age_days=settings.max_export_age_days,
         ),
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT),

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from dagster_project.ingest.contracts import EntityContract
 
-__all__ = ["LandingFile", "LandingError", "export_dates", "find_entity_files"]
+__all__ = [
+    "LandingFile",
+    "LandingError",
+    "export_dates",
+    "find_entity_files",
+    "freshness_findings",
+]
 
 #: Suffixes the contract allows, in order of preference when several exist.
 FILE_SUFFIXES = (".parquet", ".csv.gz", ".csv")
@@ -106,3 +113,36 @@ def _confined(root: Path, path: Path) -> Path:
 
 def _relative(root: Path, path: Path) -> str:
     return path.relative_to(root).as_posix()
+
+
+def freshness_findings(
+    landing_root: Path,
+    contracts: Iterable[EntityContract],
+    today: date,
+    max_age_days: int,
+) -> list[str]:
+    """What is stale or missing in the landing zone as of ``today`` (empty: all is well).
+
+    The newest export folder must be at most ``max_age_days`` old and hold a file for every
+    entity whose file is required (activities and the fx rates are optional).
+    """
+    dates = export_dates(landing_root)
+    if not dates:
+        return [f"no export folder (YYYY-MM-DD) under {landing_root}"]
+    newest = dates[-1]
+    findings = []
+    age = (today - newest).days
+    if age > max_age_days:
+        findings.append(
+            f"the newest export, {newest}, is {age} days old (more than {max_age_days})"
+        )
+    for contract in contracts:
+        if contract.is_reference or contract.is_optional_file:
+            continue
+        folder = _existing_root(landing_root) / newest.isoformat() / contract.source
+        if not any((folder / f"{contract.entity}{suffix}").exists() for suffix in FILE_SUFFIXES):
+            findings.append(
+                f"{newest}/{contract.name}: missing from the newest export "
+                f"(expected {contract.entity}.csv, .csv.gz or .parquet)"
+            )
+    return findings

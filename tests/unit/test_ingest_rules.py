@@ -252,3 +252,29 @@ def test_parquet_and_gzip_files_are_read_like_csv(tmp_path, con):
         ("2026-11-19/crm/accounts.parquet", 1),
         ("2026-11-20/crm/accounts.csv.gz", 1),
     ]
+
+
+def test_freshness_warns_on_an_old_export_and_a_missing_required_file(tmp_path):
+    from dagster_project.ingest.landing import freshness_findings
+
+    landing = tmp_path / "landing"
+    for entity in (
+        "crm/accounts",
+        "crm/opportunities",
+        "billing/subscriptions",
+        "billing/invoices",
+        "support/tickets",
+    ):
+        _write_csv(landing / EXPORT / f"{entity}.csv", ["x"], [])
+    contracts = CONTRACTS.values()
+    assert freshness_findings(landing, contracts, date(2026, 11, 21), max_age_days=2) == []
+    (landing / EXPORT / "support" / "tickets.csv").unlink()
+    findings = freshness_findings(landing, contracts, date(2026, 11, 25), max_age_days=2)
+    assert findings == [
+        "the newest export, 2026-11-20, is 5 days old (more than 2)",
+        "2026-11-20/support/tickets: missing from the newest export "
+        "(expected tickets.csv, .csv.gz or .parquet)",
+    ]
+    assert freshness_findings(tmp_path / "landing" / EXPORT, contracts, date(2026, 11, 21), 2)[
+        0
+    ].startswith("no export folder")

@@ -4,14 +4,16 @@ A factory rather than a module per source: every entity is ingested the same way
 contract (columns, keys, parents) is the only thing that differs, so it is read, not copied.
 """
 
+from datetime import UTC, datetime
+
 import dagster as dg
 
 from dagster_project.defs.resources import LandingZoneResource, WarehouseResource
 from dagster_project.ingest.contracts import EntityContract, load_contracts, to_pandera_ibis_schema
-from dagster_project.ingest.landing import LandingError
+from dagster_project.ingest.landing import LandingError, freshness_findings
 from dagster_project.ingest.loader import QUARANTINE_TABLE, IngestResult, ingest_entity
 
-__all__ = ["build_ingest_assets", "raw_asset_key"]
+__all__ = ["build_ingest_assets", "landing_is_fresh", "raw_asset_key"]
 
 ROWS_RECONCILE_CHECK = "rows_read_equal_loaded_plus_quarantined"
 CONTRACT_CHECK = "raw_rows_satisfy_contract"
@@ -133,6 +135,28 @@ def _pandera_failures(con, contract: EntityContract) -> list[str]:
             for _, row in cases.head(100).iterrows()
         ]
     return []
+
+
+@dg.asset_check(
+    asset=dg.AssetKey(["raw", "crm__accounts"]),
+    name="landing_is_fresh",
+    description=(
+        "Warns when the newest export folder is older than the allowed age "
+        "(ICP_MAX_EXPORT_AGE_DAYS, default 2) or lacks a required entity's file."
+    ),
+)
+def landing_is_fresh(landing: LandingZoneResource) -> dg.AssetCheckResult:
+    findings = freshness_findings(
+        landing.root_path,
+        load_contracts().values(),
+        datetime.now(UTC).date(),
+        landing.max_export_age_days,
+    )
+    return dg.AssetCheckResult(
+        passed=not findings,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"warnings": findings},
+    )
 
 
 def build_ingest_assets() -> list[dg.AssetsDefinition]:
