@@ -26,6 +26,7 @@ import duckdb
 
 from dagster_project.ingest.contracts import ColumnContract, EntityContract
 from dagster_project.ingest.landing import LandingError, LandingFile, find_entity_files
+from dagster_project.sql import quote_identifier, string_literal
 
 __all__ = [
     "FileCounts",
@@ -97,15 +98,6 @@ class IngestResult:
     @property
     def rows_quarantined(self) -> int:
         return sum(f.rows_quarantined for f in self.files)
-
-
-def quote_identifier(name: str) -> str:
-    """Quote an SQL identifier (doubling embedded quotes), for names that come from files."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _string_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -438,7 +430,7 @@ def _typed_value(column: ColumnContract) -> str:
     form = _TEXT_FORMS.get(column.dtype)
     if form is None:
         return typed
-    return f"(CASE WHEN regexp_full_match({value}, {_string_literal(form)}) THEN {typed} END)"
+    return f"(CASE WHEN regexp_full_match({value}, {string_literal(form)}) THEN {typed} END)"
 
 
 _TYPE_RULES = {
@@ -507,7 +499,7 @@ def _check_rows(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> Non
     cases = []
     for column in contract.columns:
         for rule, condition in _column_rules(contract, column, params):
-            cases.append(f"CASE WHEN {condition} THEN {_string_literal(rule)} END")
+            cases.append(f"CASE WHEN {condition} THEN {string_literal(rule)} END")
     key_columns = ", ".join(quote_identifier(k) for k in contract.primary_key)
     cases.append(
         "CASE WHEN count(*) OVER (PARTITION BY _source_file, "
@@ -541,7 +533,7 @@ def _write_raw_table(con: duckdb.DuckDBPyConnection, contract: EntityContract) -
 
 def _write_quarantine(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
     raw_values = ", ".join(
-        f"{_string_literal(c)}, {quote_identifier(c)}" for c in contract.column_names
+        f"{string_literal(c)}, {quote_identifier(c)}" for c in contract.column_names
     )
     con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE entity = $entity", {"entity": contract.name})
     con.execute(

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import duckdb
 
+from dagster_project.sql import quote_identifier, string_literal
+
 __all__ = [
     "CURRENT_LINK",
     "DB_FILE",
@@ -141,14 +143,6 @@ def contact_pii_columns(columns: Sequence[str]) -> list[str]:
     return flagged
 
 
-def _literal(text: str | Path) -> str:
-    return "'" + str(text).replace("'", "''") + "'"
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _columns(con: duckdb.DuckDBPyConnection, catalog: str, table: str) -> list[str]:
     return [
         row[0]
@@ -197,7 +191,10 @@ def score_problems(
     """Whether ``<published>.marts.account_fit_scores`` is one complete version equal to
     ``<source>.marts.account_fit_scores``: same rows, one as_of_date, one score_version, one row
     per account, and the history rows of that date in the same file."""
-    pub, src = f"{_ident(published)}.marts.{SCORES}", f"{_ident(source)}.marts.{SCORES}"
+    pub, src = (
+        f"{quote_identifier(published)}.marts.{SCORES}",
+        f"{quote_identifier(source)}.marts.{SCORES}",
+    )
     rows, dates, versions, accounts, as_of, score_version = con.execute(
         f"SELECT count(*), count(DISTINCT as_of_date), count(DISTINCT score_version), "
         f"count(DISTINCT account_id), min(as_of_date), min(score_version) FROM {pub}"
@@ -208,7 +205,8 @@ def score_problems(
         f"(SELECT count(*) FROM (FROM {src} EXCEPT ALL FROM {pub}))"
     ).fetchone()
     history_rows = con.execute(
-        f"SELECT count(*) FROM {_ident(published)}.marts.{HISTORY} WHERE as_of_date = $as_of",
+        f"SELECT count(*) FROM {quote_identifier(published)}.marts.{HISTORY} "
+        "WHERE as_of_date = $as_of",
         {"as_of": as_of},
     ).fetchone()[0]
     facts = {
@@ -248,9 +246,9 @@ def parquet_problems(
     """Each Parquet table of ``version_dir`` holds as many rows as its DuckDB table."""
     problems = []
     for table in tables:
-        expected = con.execute(f"SELECT count(*) FROM {_ident(catalog)}.marts.{table}").fetchone()[
-            0
-        ]
+        expected = con.execute(
+            f"SELECT count(*) FROM {quote_identifier(catalog)}.marts.{table}"
+        ).fetchone()[0]
         folder = version_dir / table
         if not folder.is_dir():
             problems.append(f"parquet table {table} is missing in {version_dir.name}")
@@ -259,7 +257,7 @@ def parquet_problems(
             found = 0
         else:
             found = con.execute(
-                f"SELECT count(*) FROM read_parquet({_literal(folder / '**' / '*.parquet')}, "
+                f"SELECT count(*) FROM read_parquet({string_literal(folder / '**' / '*.parquet')}, "
                 "hive_partitioning = true)"
             ).fetchone()[0]
         if found != expected:
@@ -336,11 +334,12 @@ def _select_for(
     current state) gets the date its state is for, and on a backfill run keeps the previously
     published state so that it matches the current scores."""
     if "as_of_date" in _columns(con, source, table):
-        return f"SELECT * FROM {_ident(source)}.marts.{table}", {}, "warehouse"
+        return f"SELECT * FROM {quote_identifier(source)}.marts.{table}", {}, "warehouse"
     if carry_forward_from is not None:
         return f"SELECT * FROM {carry_forward_from}.marts.{table}", {}, "previous publish"
     return (
-        f"SELECT *, CAST($label AS DATE) AS as_of_date FROM {_ident(source)}.marts.{table}",
+        f"SELECT *, CAST($label AS DATE) AS as_of_date "
+        f"FROM {quote_identifier(source)}.marts.{table}",
         {"label": label},
         "warehouse",
     )
@@ -392,7 +391,7 @@ def publish_marts(
         try:
             carry_forward = None
             if backfill and final_db.exists():
-                con.execute(f"ATTACH {_literal(final_db)} AS {previous} (READ_ONLY)")
+                con.execute(f"ATTACH {string_literal(final_db)} AS {previous} (READ_ONLY)")
                 attached.append(previous)
                 prior = con.execute(
                     f"SELECT count(*) FROM duckdb_columns() WHERE database_name = '{previous}' "
@@ -409,7 +408,7 @@ def publish_marts(
                 if prior_as_of == current_as_of:
                     carry_forward = previous
 
-            con.execute(f"ATTACH {_literal(tmp_db)} AS {alias}")
+            con.execute(f"ATTACH {string_literal(tmp_db)} AS {alias}")
             attached.append(alias)
             con.execute(f"CREATE SCHEMA {alias}.marts")
             sources = {}
@@ -440,7 +439,7 @@ def publish_marts(
                 if row_counts[table]:
                     con.execute(
                         f"COPY (SELECT * FROM {alias}.marts.{table}) "
-                        f"TO {_literal(tmp_version / table)} (FORMAT parquet, "
+                        f"TO {string_literal(tmp_version / table)} (FORMAT parquet, "
                         "PARTITION_BY (as_of_date), FILENAME_PATTERN 'part_{uuid}', "
                         "OVERWRITE_OR_IGNORE true)"
                     )

@@ -21,6 +21,7 @@ from statistics import NormalDist
 import duckdb
 
 from dagster_project.scoring.learned import BIN_TABLE, LABEL_TABLE, MISSING_BIN, OTHER_BIN
+from dagster_project.sql import wilson_bound_sql
 
 __all__ = [
     "AntiIcpSettings",
@@ -124,15 +125,11 @@ def learn_anti_icp_rules(
     # Family-wise 5% over every group tried: chance winners among hundreds of pairs fail it.
     z = NormalDist().inv_cdf(1 - 0.05 / (2 * max(tried, 1)))
     rows = con.execute(
-        """
+        f"""
         WITH rates AS (SELECT * FROM anti_icp_candidates),
         measured AS (
             SELECT *,
-                   -- Wilson score interval, lower end
-                   (rate + $z * $z / (2 * customers)
-                    - $z * sqrt(rate * (1 - rate) / customers
-                                + $z * $z / (4 * customers * customers)))
-                   / (1 + $z * $z / customers) AS rate_lower_bound
+                   {wilson_bound_sql("rate", "customers", "$z", "lower")} AS rate_lower_bound
             FROM rates
         ),
         single_lift AS (

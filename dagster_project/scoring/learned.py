@@ -27,6 +27,8 @@ import duckdb
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from dagster_project.sql import quote_identifier
+
 __all__ = [
     "BIN_TABLE",
     "NotEnoughCustomersError",
@@ -36,7 +38,6 @@ __all__ = [
     "build_attribute_bins",
     "fit_scorecard",
     "label_customers",
-    "scorecard_factor_points_sql",
 ]
 
 BIN_TABLE = "account_bins"
@@ -79,10 +80,6 @@ class LearnedSettings:
     regularization_c: float = 1.0
     best_median_score: float = 85.0
     worst_median_score: float = 15.0
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, as_of) -> int:
@@ -209,7 +206,8 @@ def build_attribute_bins(
         if attribute not in available or attribute == "tech_stack":
             continue
         used.append(attribute)
-        value = f"nullif(nullif(lower(trim(CAST({_quote(attribute)} AS VARCHAR))), ''), 'unknown')"
+        text = f"lower(trim(CAST({quote_identifier(attribute)} AS VARCHAR)))"
+        value = f"nullif(nullif({text}, ''), 'unknown')"
         selects.append(
             f"SELECT account_id, '{attribute}' AS attribute, "
             f"coalesce({value}, '{MISSING_BIN}') AS bin FROM {feature_table}"
@@ -413,14 +411,3 @@ def _woe_matrix(
     labels = np.zeros(len(accounts), dtype=int)
     labels[account_position] = np.asarray(rows["is_best"])
     return features, labels
-
-
-def scorecard_factor_points_sql() -> str:
-    """SQL over ``account_bins`` and a ``scorecard_points`` table giving factor points."""
-    return f"""
-        SELECT account_bins.account_id,
-               account_bins.attribute || '=' || account_bins.bin AS factor,
-               scorecard_points.points
-        FROM {BIN_TABLE} AS account_bins
-        INNER JOIN scorecard_points USING (attribute, bin)
-    """

@@ -47,6 +47,7 @@ from dagster_project.scoring.segments import (
     IcpSegment,
     find_icp_segments,
 )
+from dagster_project.sql import wilson_bound_sql
 
 __all__ = ["ScoringRun", "publish", "run_scoring"]
 
@@ -357,15 +358,8 @@ def _profile(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
             share_best,
             share_worst,
             share_best / nullif(share_all, 0) AS lift,
-            -- Wilson score interval, z = 1.96
-            (share_best + 1.9208 / best_total
-                - 1.96 * sqrt(share_best * (1 - share_best) / best_total
-                              + 0.9604 / (best_total * best_total)))
-                / (1 + 3.8416 / best_total) AS share_best_ci_low,
-            (share_best + 1.9208 / best_total
-                + 1.96 * sqrt(share_best * (1 - share_best) / best_total
-                              + 0.9604 / (best_total * best_total)))
-                / (1 + 3.8416 / best_total) AS share_best_ci_high,
+            {wilson_bound_sql("share_best", "best_total", "1.96", "lower")} AS share_best_ci_low,
+            {wilson_bound_sql("share_best", "best_total", "1.96", "upper")} AS share_best_ci_high,
             card.woe,
             card.points,
             best_customers + worst_customers < 10 AS is_low_sample,

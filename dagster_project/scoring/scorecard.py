@@ -15,6 +15,7 @@ from datetime import date, datetime
 import duckdb
 
 from dagster_project.scoring.config import Condition, ScoringConfig, ScoringConfigError
+from dagster_project.sql import quote_identifier, table_exists
 
 __all__ = [
     "BASE_FACTOR",
@@ -58,10 +59,6 @@ SITUATIONAL_BANDS = {
 }
 
 
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str]:
     """Join firmographics and metrics into one row per account; returns column -> type.
 
@@ -71,7 +68,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
     metric_columns = [
         c for c in _table_columns(con, "fct_account_metrics") if c not in account_columns
     ]
-    metric_select = "".join(f", metrics.{_quote(c)}" for c in metric_columns)
+    metric_select = "".join(f", metrics.{quote_identifier(c)}" for c in metric_columns)
     # Situational signals as bands, so the profile (and, if configured, the learned
     # scorecard) can bin them; a band whose source column is missing is left out.
     table_of = {
@@ -79,7 +76,8 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
         **{c: "accounts" for c in account_columns},
     }
     bands = [
-        f"CASE {sql.format(column=f'{table_of[source]}.{_quote(source)}')} END AS {_quote(band)}"
+        f"CASE {sql.format(column=f'{table_of[source]}.{quote_identifier(source)}')} END "
+        f"AS {quote_identifier(band)}"
         for band, (source, sql) in SITUATIONAL_BANDS.items()
         if source in table_of
     ]
@@ -125,7 +123,7 @@ def _condition_sql(condition: Condition, column_types: dict[str, str], params: _
             f"attribute {condition.attribute!r} is not a scoring feature; available: "
             + ", ".join(sorted(column_types))
         )
-    column = _quote(condition.attribute)
+    column = quote_identifier(condition.attribute)
     is_text = column_types[condition.attribute] == "VARCHAR"
     op, operand = condition.operator, condition.operand
     if op == "is_missing":
@@ -174,7 +172,7 @@ def rule_factor_points(
         points = params.bind(criterion.points)
         columns.append(
             f"CAST(CASE WHEN {condition} THEN {points} ELSE 0 END AS DECIMAL(7, 2)) "
-            f"AS {_quote(criterion.name)}"
+            f"AS {quote_identifier(criterion.name)}"
         )
     con.execute(
         f"""
@@ -326,13 +324,9 @@ def publish_scores(
         )
         con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE as_of_date = $as_of", {"as_of": as_of})
         con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {SCORED_TABLE}")
-        current_exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'marts' AND table_name = 'account_fit_scores'"
-        ).fetchone()[0]
         newest = (
             con.execute(f"SELECT max(as_of_date) FROM {CURRENT_TABLE}").fetchone()[0]
-            if current_exists
+            if table_exists(con, "marts", "account_fit_scores")
             else None
         )
         moves_current = newest is None or as_of >= newest

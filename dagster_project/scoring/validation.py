@@ -24,6 +24,7 @@ from dagster_project.scoring.learned import (
     label_customers,
 )
 from dagster_project.scoring.scorecard import FEATURE_TABLE, HISTORY_TABLE, SCORED_TABLE
+from dagster_project.sql import table_exists
 
 __all__ = ["Backtest", "run_backtest", "validate"]
 
@@ -220,11 +221,8 @@ def _high_beats_low(con, backtest: Backtest | None) -> tuple:
         low = backtest.measures.get("backtest_won_and_retained_rate_low")
         basis = "backtest: share won and retained among accounts open at the backtest date"
     else:
-        has_labels = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = $name",
-            {"name": LABEL_TABLE},
-        ).fetchone()[0]
-        if not has_labels:
+        # The labels are a temporary table: information_schema lists them under schema main.
+        if not table_exists(con, "main", LABEL_TABLE):
             return (HIGH_BEATS_LOW, None, None, "skipped", "no labelled customers")
         high, low = con.execute(
             f"""
@@ -249,10 +247,7 @@ def _high_beats_low(con, backtest: Backtest | None) -> tuple:
 
 
 def _drift(con, config: ScoringConfig, as_of: date) -> list[tuple]:
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema = 'marts' AND table_name = 'account_fit_score_history'"
-    ).fetchone()[0]
+    exists = table_exists(con, "marts", "account_fit_score_history")
     previous = (
         con.execute(
             f"SELECT max(as_of_date) FROM {HISTORY_TABLE} WHERE as_of_date < $as_of",
@@ -326,7 +321,7 @@ def _drift(con, config: ScoringConfig, as_of: date) -> list[tuple]:
         """,
             {"previous": previous},
         ).fetchone()[0]
-        if _table_exists(con, "icp_profile")
+        if table_exists(con, "marts", "icp_profile")
         else None
     )
     rows.append(
@@ -339,13 +334,3 @@ def _drift(con, config: ScoringConfig, as_of: date) -> list[tuple]:
         )
     )
     return rows
-
-
-def _table_exists(con, table: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables "
-            "WHERE table_schema = 'marts' AND table_name = $table",
-            {"table": table},
-        ).fetchone()[0]
-    )

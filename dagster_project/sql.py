@@ -1,0 +1,46 @@
+"""Small SQL building blocks shared by ingest, scoring and publishing (DuckDB dialect).
+
+Identifiers and literals built here come from the project's own contracts and config, or are
+paths the project chose; data values are always bound as parameters, never passed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+__all__ = ["quote_identifier", "string_literal", "table_exists", "wilson_bound_sql"]
+
+
+def quote_identifier(name: str) -> str:
+    """Quote an SQL identifier, doubling embedded quotes."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def string_literal(text: str | Path) -> str:
+    """Quote an SQL string literal, doubling embedded quotes (for statements that take no
+    parameters, such as ATTACH and COPY ... TO)."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    """Whether ``schema.table`` exists in the connection's default catalog."""
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables "
+            "WHERE table_schema = $schema AND table_name = $table",
+            {"schema": schema, "table": table},
+        ).fetchone()[0]
+    )
+
+
+def wilson_bound_sql(rate: str, count: str, z: str, side: str) -> str:
+    """SQL for the lower (``side='lower'``) or upper end of the Wilson score interval of a
+    proportion ``rate`` over ``count`` trials; ``z`` is a number or a ``$parameter``."""
+    sign = {"lower": "-", "upper": "+"}[side]
+    return (
+        f"(({rate}) + {z} * {z} / (2 * ({count})) {sign} {z} * sqrt(({rate}) * (1 - ({rate}))"
+        f" / ({count}) + {z} * {z} / (4 * ({count}) * ({count}))))"
+        f" / (1 + {z} * {z} / ({count}))"
+    )
