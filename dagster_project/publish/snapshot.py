@@ -106,7 +106,6 @@ class PublishResult:
     as_of_date: date
     score_version: str
     row_counts: dict[str, int]
-    dim_accounts_source: str
     seconds: float
     removed: list[str] = field(default_factory=list)
 
@@ -323,33 +322,10 @@ def _prune_versions(parquet_root: Path, keep: int) -> list[str]:
     return removed
 
 
-def _select_for(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    source: str,
-    label: date,
-    carry_forward_from: str | None,
-) -> tuple[str, dict[str, object], str]:
-    """The SELECT that publishes ``table``; a table without ``as_of_date`` (dim_accounts, the
-    current state) gets the date its state is for, and on a backfill run keeps the previously
-    published state so that it matches the current scores."""
-    if "as_of_date" in _columns(con, source, table):
-        return f"SELECT * FROM {quote_identifier(source)}.marts.{table}", {}, "warehouse"
-    if carry_forward_from is not None:
-        return f"SELECT * FROM {carry_forward_from}.marts.{table}", {}, "previous publish"
-    return (
-        f"SELECT *, CAST($label AS DATE) AS as_of_date "
-        f"FROM {quote_identifier(source)}.marts.{table}",
-        {"label": label},
-        "warehouse",
-    )
-
-
 def publish_marts(
     con: duckdb.DuckDBPyConnection,
     published_dir: Path | str,
     *,
-    run_as_of: date | None = None,
     keep_versions: int = DEFAULT_KEEP_VERSIONS,
     tables: Sequence[str] = PUBLISHED_TABLES,
 ) -> PublishResult:
@@ -357,8 +333,8 @@ def publish_marts(
     published version and swap it in atomically; raises :class:`PublishError` (publishing
     nothing) when the new version fails a check.
 
-    ``run_as_of`` is the as-of date the run built ``marts.dim_accounts`` for; when it is older
-    than the current scores (a backfill), the previously published ``dim_accounts`` is kept.
+    Every published table keeps its ``as_of_date`` column (the Parquet partition key); the
+    published copy is the warehouse's marts as they stand, every date included.
     """
     if keep_versions < 1:
         raise ValueError("keep_versions must be at least 1")
@@ -374,8 +350,6 @@ def publish_marts(
     current_as_of = con.execute(f"SELECT max(as_of_date) FROM marts.{SCORES}").fetchone()[0]
     if current_as_of is None:
         raise PublishError(f"marts.{SCORES} is empty in the warehouse")
-    label = run_as_of or current_as_of
-    backfill = run_as_of is not None and run_as_of < current_as_of
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     version = f"v-{stamp}-{uuid.uuid4().hex[:8]}"
@@ -383,45 +357,26 @@ def publish_marts(
     tmp_version = parquet_root / f"{_TMP_VERSION_PREFIX}{version[2:]}"
     final_db = published_dir / DB_FILE
     alias = f"icp_publish_{uuid.uuid4().hex[:12]}"
-    previous = f"icp_previous_{uuid.uuid4().hex[:12]}"
 
     with _exclusive_lock(published_dir):
         removed = _clean_leftovers(published_dir, parquet_root)
         attached: list[str] = []
         try:
-            carry_forward = None
-            if backfill and final_db.exists():
-                con.execute(f"ATTACH {string_literal(final_db)} AS {previous} (READ_ONLY)")
-                attached.append(previous)
-                prior = con.execute(
-                    f"SELECT count(*) FROM duckdb_columns() WHERE database_name = '{previous}' "
-                    "AND schema_name = 'marts' AND table_name = 'dim_accounts' "
-                    "AND column_name = 'as_of_date'"
-                ).fetchone()[0]
-                prior_as_of = (
-                    con.execute(
-                        f"SELECT max(as_of_date) FROM {previous}.marts.dim_accounts"
-                    ).fetchone()[0]
-                    if prior
-                    else None
-                )
-                if prior_as_of == current_as_of:
-                    carry_forward = previous
-
             con.execute(f"ATTACH {string_literal(tmp_db)} AS {alias}")
             attached.append(alias)
             con.execute(f"CREATE SCHEMA {alias}.marts")
-            sources = {}
             for table in tables:
-                select, params, sources[table] = _select_for(
-                    con, table, source, label, carry_forward if table == "dim_accounts" else None
+                con.execute(
+                    f"CREATE TABLE {alias}.marts.{table} AS "
+                    f"SELECT * FROM {quote_identifier(source)}.marts.{table}"
                 )
-                con.execute(f"CREATE TABLE {alias}.marts.{table} AS {select}", params)
-            if previous in attached:
-                con.execute(f"DETACH {previous}")
-                attached.remove(previous)
 
             problems = missing_tables(con, alias, tables) + pii_problems(con, alias, tables)
+            problems += [
+                f"marts.{table} has no as_of_date column (the Parquet partition key)"
+                for table in tables
+                if "as_of_date" not in _columns(con, alias, table)
+            ]
             facts: dict[str, object] = {}
             if SCORES in tables and HISTORY in tables:
                 score_issues, facts = score_problems(con, alias, source)
@@ -502,7 +457,6 @@ def publish_marts(
         as_of_date=date.fromisoformat(str(info["as_of_date"])),
         score_version=str(info["score_version"]),
         row_counts=row_counts,
-        dim_accounts_source=sources.get("dim_accounts", "warehouse"),
         seconds=round(time.perf_counter() - started, 3),
         removed=removed,
     )

@@ -62,9 +62,10 @@ SITUATIONAL_BANDS = {
 def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str]:
     """Join firmographics and metrics into one row per account; returns column -> type.
 
-    A column in both tables (``open_roles``) is taken from ``dim_accounts``.
+    Firmographics are those known on ``as_of`` (``dim_accounts_history``); a column in both
+    tables (``open_roles``) is taken from there.
     """
-    account_columns = _table_columns(con, "dim_accounts")
+    account_columns = _table_columns(con, "dim_accounts_history")
     metric_columns = [
         c for c in _table_columns(con, "fct_account_metrics") if c not in account_columns
     ]
@@ -86,9 +87,10 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
         f"""
         CREATE OR REPLACE TEMP TABLE {FEATURE_TABLE} AS
         SELECT accounts.*{metric_select}
-        FROM marts.dim_accounts AS accounts
+        FROM marts.dim_accounts_history AS accounts
         LEFT JOIN marts.fct_account_metrics AS metrics
             ON metrics.account_id = accounts.account_id AND metrics.as_of_date = $as_of
+        WHERE accounts.as_of_date = $as_of
         """,
         {"as_of": as_of},
     )

@@ -1,12 +1,13 @@
 {{ config(meta={"dagster": {"ref": {"name": "fct_account_metrics"}}}) }}
 
--- Every account of dim_accounts has its row in fct_account_metrics for the build's as-of date
+-- Every account of dim_accounts_history has its row in fct_account_metrics for the build's as-of date
 -- (the relationships test on fct_account_metrics checks the other direction).
 with
 
 accounts as (
 
-    select * from {{ ref('dim_accounts') }}
+    select * from {{ ref('dim_accounts_history') }}
+    where as_of_date = {{ as_of_date() }}
 
 ),
 

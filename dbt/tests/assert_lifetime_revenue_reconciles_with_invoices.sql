@@ -6,7 +6,8 @@ with
 
 accounts as (
 
-    select * from {{ ref('dim_accounts') }}
+    select * from {{ ref('dim_accounts_history') }}
+    where as_of_date = {{ as_of_date() }}
 
 ),
 

@@ -340,21 +340,18 @@ def _dbt_build(as_of: str, target_path: Path, log_path: Path):
 
 
 def _read_marts(warehouse: Path, as_of: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """dim_accounts (the last build's date) and the fct_account_metrics rows of ``as_of``
-    (the table keeps every date built)."""
-    queries = {
-        "dim_accounts": "SELECT * FROM marts.dim_accounts ORDER BY account_id",
-        "fct_account_metrics": (
-            f"SELECT * FROM marts.fct_account_metrics WHERE as_of_date = DATE '{as_of}' "
-            "ORDER BY account_id"
-        ),
-    }
+    """The dim_accounts and fct_account_metrics rows of ``as_of`` by account (both tables keep
+    every date built)."""
     with duckdb.connect(str(warehouse), read_only=True) as con:
         marts = {}
-        for table, query in queries.items():
-            cursor = con.execute(query)
+        for table in ("dim_accounts", "fct_account_metrics"):
+            cursor = con.execute(
+                f"SELECT * FROM marts.{table} WHERE as_of_date = $as_of ORDER BY account_id",
+                {"as_of": as_of},
+            )
             names = [d[0] for d in cursor.description]
-            marts[table] = {row[0]: dict(zip(names, row, strict=True)) for row in cursor.fetchall()}
+            rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+            marts[table] = {row["account_id"]: row for row in rows}
     return marts
 
 
@@ -371,12 +368,13 @@ def builds(tmp_path_factory) -> dict[str, dict[str, Any]]:
             statuses = _dbt_build(as_of, tmp / f"target_{as_of}", tmp / "logs")
             results[as_of] = {"statuses": statuses, **_read_marts(warehouse, as_of)}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        results["rows_per_date"] = dict(
-            con.execute(
-                "SELECT strftime(as_of_date, '%Y-%m-%d'), count(*) "
-                "FROM marts.fct_account_metrics GROUP BY 1"
-            ).fetchall()
-        )
+        for table in ("fct_account_metrics", "dim_accounts_history", "dim_accounts"):
+            results[f"{table}_rows_per_date"] = dict(
+                con.execute(
+                    f"SELECT strftime(as_of_date, '%Y-%m-%d'), count(*) FROM marts.{table} "
+                    "GROUP BY 1"
+                ).fetchall()
+            )
     return results
 
 
@@ -425,9 +423,11 @@ def test_earlier_as_of_sees_earlier_versions(builds):
     assert metrics["A6"]["days_since_last_funding"] == 15
 
 
-def test_both_dates_are_kept_in_the_metrics(builds):
+def test_both_dates_are_kept_in_the_metrics_and_the_accounts(builds):
     # The EARLY build's rows survive the LATE build (incremental by as_of_date).
-    assert builds["rows_per_date"] == {EARLY: 6, LATE: 5}
+    assert builds["fct_account_metrics_rows_per_date"] == {EARLY: 6, LATE: 5}
+    assert builds["dim_accounts_history_rows_per_date"] == {EARLY: 6, LATE: 5}
+    assert builds["dim_accounts_rows_per_date"] == {LATE: 5}, "the current state is LATE's"
 
 
 def test_metrics_as_of_late(builds):

@@ -604,9 +604,17 @@ def test_backfill_keeps_the_later_date_and_sees_what_stood_then(fixture_run):
         "SELECT as_of_date, count(*) AS n FROM marts.fct_account_metrics GROUP BY 1 ORDER BY 1",
     )
     assert [(r["as_of_date"], r["n"]) for r in dates] == [(EARLY, 6), (LATE, 5)]
-    # dim_accounts is the state of the last build (the backfill): the update is unseen.
-    prospect = _rows(warehouse, "SELECT * FROM marts.dim_accounts WHERE account_id = 'PROSPECT'")[0]
-    assert (prospect["employee_count"], prospect["size_band"]) == (50, "20-99")
+    # dim_accounts_history keeps each date's firmographics: the later export's update is seen on LATE
+    # only, and the backfill of EARLY left LATE's rows alone.
+    prospect = {
+        row["as_of_date"]: (row["employee_count"], row["size_band"])
+        for row in _rows(
+            warehouse, "SELECT * FROM marts.dim_accounts_history WHERE account_id = 'PROSPECT'"
+        )
+    }
+    assert prospect == {EARLY: (50, "20-99"), LATE: (150, "100-499")}
+    current = _rows(warehouse, "SELECT DISTINCT as_of_date FROM marts.dim_accounts")
+    assert current == [{"as_of_date": LATE}], "the backfill leaves the current state at LATE"
 
 
 def test_segment_cohorts_carry_both_dates_and_reconcile(fixture_run):

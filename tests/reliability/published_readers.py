@@ -54,7 +54,10 @@ def _observe_duckdb_file(published: Path) -> dict:
             "SELECT count(*) FROM marts.account_fit_score_history WHERE as_of_date = $d",
             {"d": obs["as_of_date"]},
         ).fetchone()[0]
-        obs["dim_rows"] = con.execute("SELECT count(*) FROM marts.dim_accounts").fetchone()[0]
+        obs["dim_rows"] = con.execute(
+            "SELECT count(*) FROM marts.dim_accounts WHERE as_of_date = $d",
+            {"d": obs["as_of_date"]},
+        ).fetchone()[0]
     return obs
 
 
@@ -81,7 +84,10 @@ def _observe_parquet_duckdb(published: Path) -> dict:
             f"SELECT count(*) FROM {table('account_fit_score_history')} WHERE as_of_date = $d",
             {"d": obs["as_of_date"]},
         ).fetchone()[0]
-        obs["dim_rows"] = con.execute(f"SELECT count(*) FROM {table('dim_accounts')}").fetchone()[0]
+        obs["dim_rows"] = con.execute(
+            f"SELECT count(*) FROM {table('dim_accounts')} WHERE as_of_date = $d",
+            {"d": obs["as_of_date"]},
+        ).fetchone()[0]
     obs["version"] = version.name
     return obs
 
@@ -104,7 +110,13 @@ def _observe_parquet_pandas(published: Path) -> dict:
         "as_of_date": as_of[0],
         "score_version": str(scores["score_version"].iloc[0]),
         "history_rows": len(history),
-        "dim_rows": len(pd.read_parquet(version / "dim_accounts", columns=["account_id"])),
+        "dim_rows": len(
+            pd.read_parquet(
+                version / "dim_accounts",
+                columns=["account_id"],
+                filters=[("as_of_date", "=", as_of[0])],
+            )
+        ),
     }
 
 
@@ -128,7 +140,11 @@ def _observe_parquet_polars(published: Path) -> dict:
         "as_of_date": str(as_of[0]),
         "score_version": scores["score_version"][0],
         "history_rows": history.select(pl.len()).collect().item(),
-        "dim_rows": table("dim_accounts").select(pl.len()).collect().item(),
+        "dim_rows": table("dim_accounts")
+        .filter(pl.col("as_of_date") == as_of[0])
+        .select(pl.len())
+        .collect()
+        .item(),
     }
 
 
@@ -222,11 +238,27 @@ def make_tiny_warehouse(
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE SCHEMA IF NOT EXISTS marts")
         ids = f"SELECT 'ACC-' || i AS account_id FROM range({accounts}) AS t(i)"
-        con.execute(
-            f"CREATE OR REPLACE TABLE marts.dim_accounts AS SELECT account_id, "
-            f"'Firm ' || account_id AS account_name, 'b2b_saas' AS business_model "
-            f"{extra_dim_column} FROM ({ids})"
+        dim = (
+            f"SELECT $as_of::DATE AS as_of_date, account_id, 'Firm ' || account_id AS "
+            f"account_name, 'b2b_saas' AS business_model {extra_dim_column} FROM ({ids})"
         )
+        columns = [d[0] for d in con.execute(f"{dim} LIMIT 0", {"as_of": as_of}).description]
+        existing = [
+            name
+            for (name,) in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE schema_name = 'marts' "
+                "AND table_name = 'dim_accounts' ORDER BY column_index"
+            ).fetchall()
+        ]
+        if existing != columns:  # keep earlier dates only while the columns stay the same
+            con.execute(
+                f"CREATE OR REPLACE TABLE marts.dim_accounts AS {dim} LIMIT 0", {"as_of": as_of}
+            )
+        # Like the dbt model: the current state, which a backfill of an older date leaves alone.
+        (newest,) = con.execute("SELECT max(as_of_date) FROM marts.dim_accounts").fetchone()
+        if newest is None or as_of >= newest:
+            con.execute("DELETE FROM marts.dim_accounts")
+            con.execute(f"INSERT INTO marts.dim_accounts {dim}", {"as_of": as_of})
         con.execute(
             f"""
             CREATE OR REPLACE TABLE marts.account_fit_scores AS

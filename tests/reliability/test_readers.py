@@ -77,15 +77,15 @@ def _leftovers(published: Path) -> list[str]:
 def test_publish_is_atomic_for_readers(tmp_path):
     warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
     make_tiny_warehouse(warehouse, D2, accounts=5)
-    first = _publish(warehouse, published, run_as_of=D2)
+    first = _publish(warehouse, published)
     assert first.row_counts["account_fit_scores"] == 5
-    assert first.as_of_date == D2 and first.dim_accounts_source == "warehouse"
+    assert first.as_of_date == D2
 
     # A reader holding the old file open while a new version is published.
     old_reader = duckdb.connect(str(published / DB_FILE), read_only=True)
     try:
         make_tiny_warehouse(warehouse, D3, accounts=7, score_version="v2")
-        second = _publish(warehouse, published, run_as_of=D3)
+        second = _publish(warehouse, published)
         assert old_reader.execute(
             "SELECT count(*), min(as_of_date), max(as_of_date) FROM marts.account_fit_scores"
         ).fetchone() == (5, D2, D2), "an open reader keeps its version"
@@ -115,11 +115,11 @@ def test_publish_is_atomic_for_readers(tmp_path):
 def test_a_failing_check_publishes_nothing(tmp_path):
     warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
     make_tiny_warehouse(warehouse, D2, accounts=5)
-    good = _publish(warehouse, published, run_as_of=D2)
+    good = _publish(warehouse, published)
 
     make_tiny_warehouse(warehouse, D3, accounts=6, extra_dim_column=", 'a@b.c' AS contact_email")
     with pytest.raises(PublishError, match="contact_email"):
-        _publish(warehouse, published, run_as_of=D3)
+        _publish(warehouse, published)
 
     make_tiny_warehouse(warehouse, D3, accounts=6)
     with duckdb.connect(str(warehouse)) as con:  # two versions in the current table
@@ -128,12 +128,12 @@ def test_a_failing_check_publishes_nothing(tmp_path):
             "'low', [], 'v1'"
         )
     with pytest.raises(PublishError, match="as_of_dates"):
-        _publish(warehouse, published, run_as_of=D3)
+        _publish(warehouse, published)
 
     with duckdb.connect(str(warehouse)) as con:
         con.execute("DROP TABLE marts.icp_profile")
     with pytest.raises(PublishError, match="icp_profile"):
-        _publish(warehouse, published, run_as_of=D3)
+        _publish(warehouse, published)
 
     assert _published_scores(published) == (good.version, 5, D2, D2)
     assert current_parquet_version(published).name == good.version
@@ -143,13 +143,13 @@ def test_a_failing_check_publishes_nothing(tmp_path):
 def test_backfill_keeps_current_state_and_old_versions_are_pruned(tmp_path):
     warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
     make_tiny_warehouse(warehouse, D3, accounts=6)
-    _publish(warehouse, published, run_as_of=D3)
+    _publish(warehouse, published)
     # A crash left these behind; the next publish removes them.
     (published / f"{DB_FILE}.tmp-crashed").write_bytes(b"partial")
     (published / PARQUET_DIR / ".tmp-v-crashed" / "dim_accounts").mkdir(parents=True)
 
-    # A backfill of D1: the run rebuilt dim_accounts for D1 (4 accounts) and history of D1;
-    # the current scores (D3) do not move.
+    # A backfill of D1: the run added history rows of D1 (4 accounts); the current scores and
+    # dim_accounts (D3) do not move.
     make_tiny_warehouse(warehouse, D1, accounts=4)
     with duckdb.connect(str(warehouse)) as con:
         con.execute("DELETE FROM marts.account_fit_scores")
@@ -158,8 +158,7 @@ def test_backfill_keeps_current_state_and_old_versions_are_pruned(tmp_path):
             "WHERE as_of_date = $d",
             {"d": D3},
         )
-    backfill = _publish(warehouse, published, run_as_of=D1)
-    assert backfill.dim_accounts_source == "previous publish"
+    backfill = _publish(warehouse, published)
     assert backfill.as_of_date == D3 and backfill.row_counts["dim_accounts"] == 6
     assert sorted(backfill.removed) == [f"{DB_FILE}.tmp-crashed", f"{PARQUET_DIR}/.tmp-v-crashed"]
     with duckdb.connect(str(published / DB_FILE), read_only=True) as con:
@@ -167,9 +166,12 @@ def test_backfill_keeps_current_state_and_old_versions_are_pruned(tmp_path):
             "SELECT as_of_date, count(*) FROM marts.account_fit_score_history GROUP BY ALL "
             "ORDER BY 1"
         ).fetchall() == [(D1, 4), (D3, 6)]
+        assert con.execute(
+            "SELECT as_of_date, count(*) FROM marts.dim_accounts GROUP BY ALL ORDER BY 1"
+        ).fetchall() == [(D3, 6)]
 
     for _ in range(4):
-        last = _publish(warehouse, published, run_as_of=D1, keep_versions=3)
+        last = _publish(warehouse, published, keep_versions=3)
     versions = sorted(p.name for p in (published / PARQUET_DIR).glob("v-*"))
     assert len(versions) == 3 and versions[-1] == last.version
     assert _leftovers(published) == []
@@ -179,8 +181,8 @@ def test_a_reader_process_never_sees_a_partial_version(tmp_path):
     """A reader process loops over the DuckDB file and the Parquet folders while 12 versions
     of different sizes are published."""
     warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
-    make_tiny_warehouse(warehouse, D1, accounts=3)
-    _publish(warehouse, published, run_as_of=D1)
+    make_tiny_warehouse(warehouse, date(2026, 10, 31), accounts=3)
+    _publish(warehouse, published)
     readers = [start_reader(m, published, tmp_path / "readers") for m in READER_MODES[:2]]
     _wait_until_ready(readers)
     versions = []
@@ -188,7 +190,7 @@ def test_a_reader_process_never_sees_a_partial_version(tmp_path):
         for i in range(12):
             as_of = date(2026, 11, 1 + i)
             make_tiny_warehouse(warehouse, as_of, accounts=3 + i, score_version=f"v{i}")
-            versions.append(_publish(warehouse, published, run_as_of=as_of).version)
+            versions.append(_publish(warehouse, published).version)
             time.sleep(0.05)
         time.sleep(0.3)
     except BaseException:

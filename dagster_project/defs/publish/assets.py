@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
-from dagster_project.defs.resources import LandingZoneResource, WarehouseResource
+from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.scoring.assets import (
     ACCOUNT_METRICS,
     DIM_ACCOUNTS,
@@ -64,14 +64,12 @@ _PUBLISHED = "published"
     ),
 )
 def published_marts(
-    context: dg.AssetExecutionContext,
-    warehouse: WarehouseResource,
-    landing: LandingZoneResource,
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     published_dir = published_dir_for(warehouse.path)
     with warehouse.connect() as con:
         try:
-            result = publish_marts(con, published_dir, run_as_of=landing.resolved_as_of())
+            result = publish_marts(con, published_dir)
         except PublishError as error:
             raise dg.Failure(str(error)) from error
     context.log.info(
@@ -85,7 +83,6 @@ def published_marts(
             "score_version": result.score_version,
             "duckdb_file": dg.MetadataValue.path(str(result.db_path)),
             "parquet_current": dg.MetadataValue.path(str(result.parquet_dir)),
-            "dim_accounts_from": result.dim_accounts_source,
             "publish_seconds": result.seconds,
             "removed": result.removed,
             **{f"rows_{table}": rows for table, rows in result.row_counts.items()},

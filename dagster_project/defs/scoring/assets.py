@@ -20,6 +20,7 @@ FIT_SCORE_HISTORY = dg.AssetKey(["marts", "account_fit_score_history"])
 ICP_PROFILE = dg.AssetKey(["marts", "icp_profile"])
 ICP_VALIDATION = dg.AssetKey(["marts", "icp_validation"])
 DIM_ACCOUNTS = dg.AssetKey(["marts", "dim_accounts"])
+ACCOUNTS_BY_DATE = dg.AssetKey(["marts", "dim_accounts_history"])
 ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
 
 
@@ -27,7 +28,7 @@ ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
     specs=[
         dg.AssetSpec(
             FIT_SCORES,
-            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            deps=[ACCOUNTS_BY_DATE, ACCOUNT_METRICS],
             group_name="scoring",
             kinds={"duckdb", "python"},
             description=(
@@ -37,7 +38,7 @@ ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
         ),
         dg.AssetSpec(
             FIT_SCORE_HISTORY,
-            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            deps=[ACCOUNTS_BY_DATE, ACCOUNT_METRICS],
             group_name="scoring",
             kinds={"duckdb"},
             description=(
@@ -47,7 +48,7 @@ ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
         ),
         dg.AssetSpec(
             ICP_PROFILE,
-            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            deps=[ACCOUNTS_BY_DATE, ACCOUNT_METRICS],
             group_name="scoring",
             kinds={"duckdb"},
             description=(
@@ -57,7 +58,7 @@ ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
         ),
         dg.AssetSpec(
             ICP_VALIDATION,
-            deps=[DIM_ACCOUNTS, ACCOUNT_METRICS],
+            deps=[ACCOUNTS_BY_DATE, ACCOUNT_METRICS],
             group_name="scoring",
             kinds={"duckdb"},
             description=(
@@ -171,12 +172,14 @@ RUN_ROWS = "(SELECT * FROM marts.account_fit_score_history WHERE as_of_date = $a
 fit_score_checks = [
     _failing_rows_check(
         "one_row_per_account",
-        "Exactly one row per account of marts.dim_accounts (built for the same as-of date), and "
+        "Exactly one row per account of marts.dim_accounts_history of the same as-of date, and "
         "no other account.",
         f"""
         SELECT coalesce(scores.account_id, accounts.account_id), count(scores.account_id)
         FROM {RUN_ROWS} AS scores
-        FULL OUTER JOIN marts.dim_accounts AS accounts USING (account_id)
+        FULL OUTER JOIN (
+            SELECT account_id FROM marts.dim_accounts_history WHERE as_of_date = $as_of
+        ) AS accounts USING (account_id)
         GROUP BY ALL
         HAVING count(scores.account_id) <> 1 OR count(accounts.account_id) <> 1
         """,

@@ -1,44 +1,27 @@
+{#-
+    The current state: the accounts of the newest as_of_date built into dim_accounts_history.
+    A backfill of an older date adds that date's history rows and leaves this table as it was.
+-#}
 with
 
-accounts as (
+history as (
 
-    select * from {{ ref('stg_crm__accounts') }}
+    select * from {{ ref('dim_accounts_history') }}
 
 ),
 
-banded as (
+newest as (
 
-    select
-        *,
-        {{ size_band('employee_count') }} as size_band,
-        {{ revenue_band('annual_revenue_usd') }} as revenue_band,
-        {{ country_region('country') }} as region
-    from accounts
+    select max(as_of_date) as as_of_date from history
 
 ),
 
 final as (
 
-    select
-        cast(account_id as {{ dbt.type_string() }}) as account_id,
-        cast(account_name as {{ dbt.type_string() }}) as account_name,
-        cast(domain as {{ dbt.type_string() }}) as domain,
-        cast(industry as {{ dbt.type_string() }}) as industry,
-        cast(employee_count as {{ dbt.type_bigint() }}) as employee_count,
-        cast(size_band as {{ dbt.type_string() }}) as size_band,
-        cast(annual_revenue_usd as {{ type_double() }}) as annual_revenue_usd,
-        cast(country as {{ dbt.type_string() }}) as country,
-        cast(business_model as {{ dbt.type_string() }}) as business_model,
-        cast(deployment as {{ dbt.type_string() }}) as deployment,
-        cast(tech_stack as {{ dbt.type_string() }}) as tech_stack,
-        cast(funding_stage as {{ dbt.type_string() }}) as funding_stage,
-        cast(last_funding_at as {{ dbt.type_timestamp() }}) as last_funding_at,
-        cast(open_roles as {{ dbt.type_bigint() }}) as open_roles,
-        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
-        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
-        cast(revenue_band as {{ dbt.type_string() }}) as revenue_band,
-        cast(region as {{ dbt.type_string() }}) as region
-    from banded
+    select history.*
+    from history
+    inner join newest
+        on history.as_of_date = newest.as_of_date
 
 )
 

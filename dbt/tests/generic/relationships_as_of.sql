@@ -1,10 +1,11 @@
 {#-
     dbt's relationships test on the rows of the build's as-of date only: a table that keeps
     every date built (fct_account_metrics) may name, in its other dates' rows, accounts that
-    the parent (which holds the build's date) no longer or not yet has. Fails for every child
-    value of as_of_date() with no parent row.
+    did not exist on the build's date. Parents are taken from the same date when the parent
+    keeps dates too (parent_date_column). Fails for every child value of as_of_date() with no
+    parent row.
 -#}
-{% test relationships_as_of(model, column_name, to, field, date_column='as_of_date') %}
+{% test relationships_as_of(model, column_name, to, field, date_column='as_of_date', parent_date_column=none) %}
 
 with
 
@@ -20,6 +21,7 @@ parents as (
 
     select {{ field }} as parent_value
     from {{ to }}
+    {% if parent_date_column %}where {{ parent_date_column }} = {{ as_of_date() }}{% endif %}
 
 )
 
