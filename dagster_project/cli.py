@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -89,13 +89,24 @@ def _settings(
     )
 
 
-def _run_and_report(settings: Settings) -> None:
+def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = None) -> None:
     from dagster_project.publish import published_dir_for
     from dagster_project.run import dagster_instance, run_pipeline
 
     instance = dagster_instance()
-    with console.status("Materializing ingest, dbt models and tests, scoring, checks ..."):
-        summary = run_pipeline(settings, instance=instance)
+    what = (
+        f"{date_range[0]} to {date_range[1]}"
+        if date_range
+        else str(settings.as_of_date or "the newest export date")
+    )
+    with console.status(
+        f"Materializing ingest, dbt models and tests, scoring, checks for {what} ..."
+    ):
+        try:
+            summary = run_pipeline(settings, instance=instance, date_range=date_range)
+        except ValueError as error:
+            console.print(f"[bold red]{error}[/]")
+            raise typer.Exit(code=2) from None
     if not summary.success:
         if summary.output:
             console.print("\n".join(summary.output.splitlines()[-20:]), markup=False)
@@ -106,6 +117,8 @@ def _run_and_report(settings: Settings) -> None:
             console.print(f"[red]- check failed: {check}[/]")
         raise typer.Exit(code=1)
     table = Table(show_header=False, title=f"icp-pipeline run {summary.run_id[:8]}")
+    if date_range:
+        table.add_row("backfilled", f"{date_range[0]} to {date_range[1]} (one run)")
     table.add_row("as of", str(summary.as_of_date))
     table.add_row("accounts scored", f"{summary.accounts_scored:,}")
     for tier in ("high", "medium", "low"):
@@ -139,6 +152,32 @@ def run(
 ) -> None:
     """Ingest the landing zone, build the marts, score every account and publish (via Dagster)."""
     _run_and_report(_settings(landing, warehouse, as_of, scoring_config))
+
+
+@app.command()
+def backfill(
+    date_from: Annotated[
+        datetime,
+        typer.Option("--from", formats=["%Y-%m-%d"], help="First as-of date (YYYY-MM-DD)."),
+    ],
+    date_to: Annotated[
+        datetime,
+        typer.Option("--to", formats=["%Y-%m-%d"], help="Last as-of date, inclusive."),
+    ],
+    landing: LandingOption = _DEFAULTS.landing_dir,
+    warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
+    scoring_config: ScoringConfigOption = _DEFAULTS.scoring_config_path,
+) -> None:
+    """Score every as-of date from --from to --to, each point in time, in one Dagster run.
+
+    Each date sees only the exports and events dated on or before it; its rows in the facts
+    and the score history are replaced and other dates are left alone. The current scores move
+    only if the range reaches past the newest date scored so far.
+    """
+    _run_and_report(
+        _settings(landing, warehouse, None, scoring_config),
+        date_range=(date_from.date(), date_to.date()),
+    )
 
 
 @app.command()

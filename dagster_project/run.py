@@ -7,13 +7,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.settings import Settings
+from dagster_project.settings import PROJECT_ROOT, Settings
 
-__all__ = ["RunSummary", "dagster_instance", "run_pipeline"]
+__all__ = ["RunSummary", "dagster_instance", "newest_export_date", "run_pipeline"]
+
+INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
+
+# Dagster's tags for a run over a partition range (what a single-run backfill launches).
+PARTITION_RANGE_START_TAG = "dagster/asset_partition_range_start"
+PARTITION_RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 @dataclass
@@ -43,8 +50,8 @@ def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        # Telemetry would try to reach the internet, which a scheduled batch host may not.
-        config.write_text("telemetry:\n  enabled: false\n", encoding="utf-8")
+        # No telemetry, and one run at a time through the run queue (see the file).
+        config.write_text(INSTANCE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
 
@@ -54,10 +61,31 @@ def _no_redirect() -> Iterator[None]:
     yield
 
 
+def newest_export_date(settings: Settings) -> date:
+    """The as-of date of a run that names none: the newest export folder's date."""
+    from dagster_project.ingest.landing import LandingError, export_dates
+
+    try:
+        dates = export_dates(settings.landing_dir)
+    except LandingError as error:
+        raise ValueError(str(error)) from error
+    if not dates:
+        raise ValueError(f"no export-date folders (YYYY-MM-DD) under {settings.landing_dir}")
+    return dates[-1]
+
+
 def run_pipeline(
-    settings: Settings, instance: dg.DagsterInstance | None = None, quiet: bool = True
+    settings: Settings,
+    instance: dg.DagsterInstance | None = None,
+    quiet: bool = True,
+    date_range: tuple[date, date] | None = None,
 ) -> RunSummary:
-    """Materialize every asset and run every check, in process, one step at a time."""
+    """Materialize every asset and run every check, in process, one step at a time.
+
+    One as-of date partition (``settings.as_of_date``, else the newest export date), or with
+    ``date_range`` every date from the first to the last inclusive in one run: what a Dagster
+    backfill of that range launches under the single-run backfill policy.
+    """
     from dagster_project.defs import build_definitions
     from dagster_project.defs.jobs import FULL_RUN_JOB
     from dagster_project.defs.scoring.assets import FIT_SCORES
@@ -65,6 +93,20 @@ def run_pipeline(
     defs = build_definitions(settings)
     job = defs.resolve_job_def(FULL_RUN_JOB)
     run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} if quiet else None
+    if date_range is None:
+        partition = dict(
+            partition_key=(settings.as_of_date or newest_export_date(settings)).isoformat()
+        )
+    else:
+        first, last = date_range
+        if first > last:
+            raise ValueError(f"the range starts ({first}) after it ends ({last})")
+        partition = dict(
+            tags={
+                PARTITION_RANGE_START_TAG: first.isoformat(),
+                PARTITION_RANGE_END_TAG: last.isoformat(),
+            }
+        )
     # dagster-dbt streams dbt's own log to stdout; quiet runs keep it for the failure report.
     captured = io.StringIO()
     with redirect_stdout(captured) if quiet else _no_redirect():
@@ -72,6 +114,7 @@ def run_pipeline(
             instance=instance or dg.DagsterInstance.ephemeral(),
             raise_on_error=False,
             run_config=run_config,
+            **partition,
         )
     summary = RunSummary(success=result.success, run_id=result.run_id, output=captured.getvalue())
     for event in result.all_events:

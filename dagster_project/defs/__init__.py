@@ -11,6 +11,7 @@ __all__ = ["build_definitions"]
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Every asset, check, job and resource of the pipeline for ``settings``."""
+    from dagster_project.defs.automation import build_automation
     from dagster_project.defs.ingest.assets import build_ingest_assets, landing_is_fresh
     from dagster_project.defs.jobs import full_run_job
     from dagster_project.defs.publish.assets import published_marts, published_marts_checks
@@ -18,6 +19,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from dagster_project.defs.scoring.assets import account_fit_scores, fit_score_checks
     from dagster_project.defs.transform.dbt import dbt_models, dbt_unit_tests
 
+    nightly_schedule, new_export_sensor = build_automation(settings)
     return dg.Definitions(
         assets=[*build_ingest_assets(), dbt_models, account_fit_scores, published_marts],
         asset_checks=[
@@ -27,6 +29,8 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             landing_is_fresh,
         ],
         jobs=[full_run_job],
+        schedules=[nightly_schedule],
+        sensors=[new_export_sensor],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

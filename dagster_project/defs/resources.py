@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
+from pydantic import PrivateAttr
 
-from dagster_project.ingest.landing import export_dates
+from dagster_project.defs.locking import WarehouseLock
 from dagster_project.scoring.config import ScoringConfig, load_scoring_config
 from dagster_project.settings import Settings
 
@@ -22,15 +22,33 @@ _MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.
 
 
 class WarehouseResource(dg.ConfigurableResource):
-    """The DuckDB warehouse file.
+    """The DuckDB warehouse file, and the lock that makes a run its only writer.
 
     DuckDB allows one writing process per file, so a connection is opened only for the
     duration of one step's work and closed before dbt (a separate process) runs; the job runs
-    in process, one step at a time.
+    in process, one step at a time. Between runs, the run holds an exclusive lock on
+    ``<warehouse>.lock`` from its first step to its last (the resource is set up once per run
+    by the in-process executor): a second run (a CLI run while the schedule's run is going,
+    two backfills) waits for it, up to ``lock_timeout_seconds``, instead of interleaving its
+    steps with the first run's.
     """
 
     path: str
     memory_limit: str = "4GB"
+    lock_timeout_seconds: int = 6 * 3600
+
+    _lock: WarehouseLock | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        run_id = context.run_id if context.dagster_run else "no-run"
+        log = context.log.info if context.log else None
+        self._lock = WarehouseLock(Path(self.path))
+        self._lock.acquire(run_id, self.lock_timeout_seconds, log)
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -47,24 +65,14 @@ class WarehouseResource(dg.ConfigurableResource):
 
 
 class LandingZoneResource(dg.ConfigurableResource):
-    """The landing folder and the as-of date of the run (empty: the newest export date)."""
+    """The landing folder; the as-of date of a run is its partition key."""
 
     root: str
-    as_of_date: str = ""
     max_export_age_days: int = 2
 
     @property
     def root_path(self) -> Path:
         return Path(self.root)
-
-    def resolved_as_of(self) -> date:
-        """The as-of date: the configured one, else the newest export folder's date."""
-        if self.as_of_date:
-            return date.fromisoformat(self.as_of_date)
-        dates = export_dates(self.root_path)
-        if not dates:
-            raise dg.Failure(f"no export-date folders (YYYY-MM-DD) under landing root {self.root}")
-        return dates[-1]
 
 
 class ScoringConfigResource(dg.ConfigurableResource):
@@ -84,7 +92,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "landing": LandingZoneResource(
             root=str(settings.landing_dir),
-            as_of_date=settings.as_of_date.isoformat() if settings.as_of_date else "",
             max_export_age_days=settings.max_export_age_days,
         ),
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),

@@ -11,9 +11,13 @@ from pathlib import Path
 from dagster_project.ingest.contracts import EntityContract
 
 __all__ = [
+    "COMPLETION_MODES",
+    "SUCCESS_MARKER",
     "LandingFile",
     "LandingError",
+    "complete_export_dates",
     "export_dates",
+    "missing_required_files",
     "find_entity_files",
     "freshness_findings",
 ]
@@ -21,6 +25,11 @@ __all__ = [
 #: Suffixes the contract allows, in order of preference when several exist.
 FILE_SUFFIXES = (".parquet", ".csv.gz", ".csv")
 _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+#: The file an exporter writes last into an export-date folder to say it is complete.
+SUCCESS_MARKER = "_SUCCESS"
+#: How an export folder is known to be complete: its ``_SUCCESS`` marker, or a file for every
+#: required entity (for exporters that write no marker).
+COMPLETION_MODES = ("marker", "files")
 
 
 class LandingError(Exception):
@@ -136,13 +145,46 @@ def freshness_findings(
         findings.append(
             f"the newest export, {newest}, is {age} days old (more than {max_age_days})"
         )
-    for contract in contracts:
-        if contract.is_reference or contract.is_optional_file:
-            continue
-        folder = _existing_root(landing_root) / newest.isoformat() / contract.source
-        if not any((folder / f"{contract.entity}{suffix}").exists() for suffix in FILE_SUFFIXES):
-            findings.append(
-                f"{newest}/{contract.name}: missing from the newest export "
-                f"(expected {contract.entity}.csv, .csv.gz or .parquet)"
-            )
+    findings += [
+        f"{newest}/{name}: missing from the newest export "
+        f"(expected {name.split('/')[-1]}.csv, .csv.gz or .parquet)"
+        for name in missing_required_files(landing_root, contracts, newest)
+    ]
     return findings
+
+
+def missing_required_files(
+    landing_root: Path, contracts: Iterable[EntityContract], export_date: date
+) -> list[str]:
+    """Names (``crm/accounts``) of the required entities with no file in that export folder;
+    activities and the fx rates are optional."""
+    folder = _existing_root(landing_root) / export_date.isoformat()
+    return [
+        contract.name
+        for contract in contracts
+        if not (contract.is_reference or contract.is_optional_file)
+        and not any(
+            (folder / contract.source / f"{contract.entity}{suffix}").is_file()
+            for suffix in FILE_SUFFIXES
+        )
+    ]
+
+
+def complete_export_dates(
+    landing_root: Path, contracts: Iterable[EntityContract], mode: str
+) -> list[date]:
+    """Export dates whose folder is complete, oldest first: it holds ``_SUCCESS`` (mode
+    ``marker``) or a file for every required entity (mode ``files``)."""
+    if mode not in COMPLETION_MODES:
+        raise ValueError(f"export completion mode {mode!r} is not one of {COMPLETION_MODES}")
+    contracts = list(contracts)
+    root = _existing_root(landing_root)
+    return [
+        export_date
+        for export_date in export_dates(root)
+        if (
+            (root / export_date.isoformat() / SUCCESS_MARKER).is_file()
+            if mode == "marker"
+            else not missing_required_files(root, contracts, export_date)
+        )
+    ]

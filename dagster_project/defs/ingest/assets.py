@@ -8,6 +8,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from dagster_project.defs.partitions import (
+    AS_OF_PARTITIONS,
+    SINGLE_RUN,
+    TRANSIENT_RETRY,
+    data_error,
+    run_dates,
+)
 from dagster_project.defs.resources import LandingZoneResource, WarehouseResource
 from dagster_project.ingest.contracts import EntityContract, load_contracts, to_pandera_ibis_schema
 from dagster_project.ingest.landing import LandingError, freshness_findings
@@ -43,9 +50,13 @@ def _build_ingest_asset(
         group_name="ingest",
         kinds={"duckdb"},
         description=(
-            f"Rows of {contract.name} from every export dated <= the as-of date, typed per "
+            f"Rows of {contract.name} from every export dated <= the as-of date (the newest "
+            f"date of a backfill range: the dbt models filter by each date), typed per "
             f"schemas/{contract.name}.yaml; rows that break a rule go to {QUARANTINE_TABLE}."
         ),
+        partitions_def=AS_OF_PARTITIONS,
+        backfill_policy=SINGLE_RUN,
+        retry_policy=TRANSIENT_RETRY,
         check_specs=[
             dg.AssetCheckSpec(
                 ROWS_RECONCILE_CHECK,
@@ -66,14 +77,12 @@ def _build_ingest_asset(
         warehouse: WarehouseResource,
         landing: LandingZoneResource,
     ):
-        as_of = landing.resolved_as_of()
+        as_of = run_dates(context)[-1]
         with warehouse.connect() as con:
             try:
                 result = ingest_entity(con, contract, landing.root_path, as_of)
             except LandingError as error:
-                raise dg.Failure(
-                    description=f"ingest of {contract.name} failed: {error}"
-                ) from error
+                raise data_error(f"ingest of {contract.name} failed: {error}") from error
             contract_failures = _pandera_failures(con, contract)
         context.log.info(
             f"{contract.name}: {result.rows_read} rows read, {result.rows_loaded} loaded, "

@@ -12,6 +12,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from dagster_project.defs.partitions import (
+    AS_OF_PARTITIONS,
+    SINGLE_RUN,
+    TRANSIENT_RETRY,
+    data_error,
+)
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.scoring.assets import (
     ACCOUNT_METRICS,
@@ -56,6 +62,9 @@ _PUBLISHED = "published"
     ],
     group_name="publish",
     kinds={"duckdb", "parquet"},
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "The marts for readers: <warehouse dir>/published/icp_marts.duckdb (open read-only) and "
         "published/parquet/current/<table>/as_of_date=YYYY-MM-DD/*.parquet, each replaced "
@@ -71,7 +80,7 @@ def published_marts(
         try:
             result = publish_marts(con, published_dir)
         except PublishError as error:
-            raise dg.Failure(str(error)) from error
+            raise data_error(str(error)) from error
     context.log.info(
         f"published {result.version} (as of {result.as_of_date}) to {published_dir} "
         f"in {result.seconds:.2f} s"

@@ -4,11 +4,13 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from dagster_project.defs.resources import (
-    LandingZoneResource,
-    ScoringConfigResource,
-    WarehouseResource,
+from dagster_project.defs.partitions import (
+    AS_OF_PARTITIONS,
+    SINGLE_RUN,
+    TRANSIENT_RETRY,
+    run_dates,
 )
+from dagster_project.defs.resources import ScoringConfigResource, WarehouseResource
 from dagster_project.scoring.pipeline import publish, run_scoring
 from dagster_project.scoring.scorecard import CURRENT_TABLE
 from dagster_project.scoring.validation import HIGH_BEATS_LOW
@@ -67,18 +69,26 @@ ACCOUNT_METRICS = dg.AssetKey(["marts", "fct_account_metrics"])
             ),
         ),
     ],
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=TRANSIENT_RETRY,
 )
 def account_fit_scores(
     context: dg.AssetExecutionContext,
     warehouse: WarehouseResource,
-    landing: LandingZoneResource,
     scoring_config: ScoringConfigResource,
 ):
+    """Score each as-of date of the run, oldest first (a backfill range: each date on its own
+    facts, drift against the date before it); the metadata describes the newest date."""
     config = scoring_config.load()
-    as_of = landing.resolved_as_of()
+    dates = run_dates(context)
     with warehouse.connect() as con:
-        run = run_scoring(con, config, as_of, scored_at=datetime.now(UTC).replace(tzinfo=None))
-        moved_current = publish(con, as_of)
+        for as_of in dates:
+            scored_at = datetime.now(UTC).replace(tzinfo=None)
+            run = run_scoring(con, config, as_of, scored_at=scored_at)
+            moved_current = publish(con, as_of)
+            if len(dates) > 1:
+                context.log.info(f"scored as of {as_of}")
         validation = {
             measure: (value, status)
             for measure, value, status in con.execute(
@@ -136,27 +146,33 @@ def account_fit_scores(
 def _failing_rows_check(
     name: str, description: str, failing_rows_sql: str, asset: dg.AssetKey = FIT_SCORES
 ):
-    """A blocking check that passes when ``failing_rows_sql`` returns no rows.
+    """A blocking check that passes when ``failing_rows_sql`` returns no rows for any as-of
+    date of the run.
 
-    The SQL may use ``$as_of`` (the run's as-of date), ``$high`` and ``$medium`` (thresholds).
+    The SQL may use ``$as_of`` (each as-of date of the run in turn), ``$high`` and ``$medium``
+    (the tier thresholds).
     """
 
     @dg.asset_check(asset=asset, name=name, blocking=True, description=description)
     def _check(
+        context: dg.AssetCheckExecutionContext,
         warehouse: WarehouseResource,
-        landing: LandingZoneResource,
         scoring_config: ScoringConfigResource,
     ):
         config = scoring_config.load()
-        values = {
-            "as_of": landing.resolved_as_of(),
-            "high": config.high_threshold,
-            "medium": config.medium_threshold,
-        }
-        # DuckDB rejects parameters the statement does not use.
-        params = {k: v for k, v in values.items() if f"${k}" in failing_rows_sql}
+        failing = []
         with warehouse.connect(read_only=True) as con:
-            failing = con.execute(failing_rows_sql, params).fetchall()
+            for as_of in run_dates(context):
+                values = {
+                    "as_of": as_of,
+                    "high": config.high_threshold,
+                    "medium": config.medium_threshold,
+                }
+                # DuckDB rejects parameters the statement does not use.
+                params = {k: v for k, v in values.items() if f"${k}" in failing_rows_sql}
+                failing += con.execute(failing_rows_sql, params).fetchall()
+                if "$as_of" not in failing_rows_sql:
+                    break
         return dg.AssetCheckResult(
             passed=not failing,
             metadata={"failing_rows": len(failing), "examples": [str(r) for r in failing[:10]]},
@@ -257,13 +273,13 @@ fit_score_checks = [
     description="Warns (does not block) on drift, an ICP outside 5-15% of accounts, and the like.",
 )
 def validation_warnings(
-    warehouse: WarehouseResource, landing: LandingZoneResource
+    context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource
 ) -> dg.AssetCheckResult:
     with warehouse.connect(read_only=True) as con:
         warnings = con.execute(
             "SELECT measure, value, detail FROM marts.icp_validation WHERE status = 'warn' "
             "AND as_of_date = $as_of",
-            {"as_of": landing.resolved_as_of()},
+            {"as_of": run_dates(context)[-1]},
         ).fetchall()
     return dg.AssetCheckResult(
         passed=not warnings,

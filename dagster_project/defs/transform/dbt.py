@@ -2,7 +2,7 @@
 
 import json
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,12 @@ from dagster_dbt import (
     dbt_assets,
 )
 
+from dagster_project.defs.partitions import (
+    AS_OF_PARTITIONS,
+    SINGLE_RUN,
+    TRANSIENT_RETRY,
+    run_dates,
+)
 from dagster_project.defs.resources import (
     LandingZoneResource,
     ScoringConfigResource,
@@ -66,12 +72,25 @@ class IcpDbtTranslator(DagsterDbtTranslator):
         return f"dbt_{fqn[1]}" if len(fqn) > 2 else "dbt"
 
 
+# The backtest needs only the facts of its date; their tests run on the dates scored.
+_BACKTEST_FACTS = [
+    "--select",
+    "+fct_account_metrics",
+    "--exclude-resource-type",
+    "test",
+    "unit_test",
+]
+
+
 @dbt_assets(
     manifest=ensure_manifest(),
     project=DBT_PROJECT,
     dagster_dbt_translator=IcpDbtTranslator(
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     ),
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=TRANSIENT_RETRY,
 )
 def dbt_models(
     context: dg.AssetExecutionContext,
@@ -80,33 +99,48 @@ def dbt_models(
     landing: LandingZoneResource,
     scoring_config: ScoringConfigResource,
 ):
-    """``dbt build`` of the selected models for the run's as-of date, on the warehouse file.
+    """``dbt build`` of the selected models for each as-of date of the run, on the warehouse.
 
-    When the learned ICP is used, the facts of the backtest date (``validation.backtest_days``
-    earlier) are built first, point in time, so the scoring can fit on what was known then;
-    ``fct_account_metrics`` keeps one set of rows per as-of date.
+    The as-of date is the partition key, passed as the dbt var ``as_of_date``; a backfill range
+    builds its dates oldest first (the incremental marts keep one set of rows per date). The
+    newest date's build is streamed to Dagster (its models as materializations, its tests as
+    asset checks); earlier dates of a range are built and tested the same way, and any failure
+    among them fails the step with dbt's message.
+
+    When the learned ICP is used, the facts of each backtest date (``validation.backtest_days``
+    earlier) are built first, point in time, so the scoring can fit on what was known then.
     """
-    as_of = landing.resolved_as_of()
     config = scoring_config.load()
-    backtest_date = as_of - timedelta(days=config.validation.backtest_days)
-    if config.model != "rules" and export_dates(landing.root_path, backtest_date):
-        context.log.info(f"building the facts as of {backtest_date} for the backtest")
-        backtest_vars = {"as_of_date": backtest_date.isoformat(), "warehouse_path": warehouse.path}
-        dbt.cli(
-            [
-                "build",
-                "--select",
-                "+fct_account_metrics",
-                "--exclude-resource-type",
-                "test",
-                "unit_test",
-                "--vars",
-                json.dumps(backtest_vars),
-            ],
-            manifest=DBT_PROJECT.manifest_path,
-        ).wait()
-    dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}
+    dates = run_dates(context)
+    for position, as_of in enumerate(dates):
+        backtest_date = as_of - timedelta(days=config.validation.backtest_days)
+        if config.model != "rules" and export_dates(landing.root_path, backtest_date):
+            context.log.info(f"building the facts as of {backtest_date} for the backtest")
+            _build(
+                dbt,
+                [
+                    "--select",
+                    "+fct_account_metrics",
+                    "--exclude-resource-type",
+                    "test",
+                    "unit_test",
+                ],
+                backtest_date,
+                warehouse,
+            )
+        if position < len(dates) - 1:
+            context.log.info(f"building the models as of {as_of} ({position + 1}/{len(dates)})")
+            _build(dbt, [], as_of, warehouse)
+    dbt_vars = {"as_of_date": dates[-1].isoformat(), "warehouse_path": warehouse.path}
     yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+
+def _build(dbt: DbtCliResource, args: list[str], as_of: date, warehouse: WarehouseResource):
+    """``dbt build`` as of ``as_of`` without reporting to Dagster; raises on any failure."""
+    dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}
+    dbt.cli(
+        ["build", *args, "--vars", json.dumps(dbt_vars)], manifest=DBT_PROJECT.manifest_path
+    ).wait()
 
 
 def _unit_test_specs() -> dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, str]]:
@@ -136,16 +170,11 @@ _UNIT_TESTS = _unit_test_specs()
     specs=[spec for spec, _ in _UNIT_TESTS.values()], can_subset=True, name="dbt_unit_tests"
 )
 def dbt_unit_tests(
-    context: dg.AssetCheckExecutionContext,
-    dbt: DbtCliResource,
-    warehouse: WarehouseResource,
-    landing: LandingZoneResource,
+    context: dg.AssetCheckExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
 ):
     """Run the dbt unit tests once and report each as the check of its model."""
-    dbt_vars = {
-        "as_of_date": landing.resolved_as_of().isoformat(),
-        "warehouse_path": warehouse.path,
-    }
+    # Unit tests set their own as_of_date; the run's newest date only satisfies the parser.
+    dbt_vars = {"as_of_date": run_dates(context)[-1].isoformat(), "warehouse_path": warehouse.path}
     invocation = dbt.cli(
         ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars)],
         manifest=DBT_PROJECT.manifest_path,
