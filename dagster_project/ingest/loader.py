@@ -483,11 +483,16 @@ def _column_rules(
     if column.name in contract.foreign_keys:
         parent_source, parent_entity = contract.foreign_keys[column.name].split("/")
         parent_table = f"raw.{parent_source}__{parent_entity}"
+        # Point in time: the parent must be in an export dated on or before the child's, so a
+        # row gets the same verdict whichever later exports are loaded alongside it (a
+        # backfill range loads up to its newest date).
         rules.append(
             (
                 "orphan_foreign_key",
                 f"{value} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent_table} AS parent "
-                f"WHERE parent.{quote_identifier(column.name)} = {_qualified(column)})",
+                f"WHERE parent.{quote_identifier(column.name)} = {_qualified(column)} "
+                "AND (parent._export_date IS NULL OR landing._export_date IS NULL "
+                "OR parent._export_date <= landing._export_date))",
             )
         )
     return [(f"{rule}:{column.name}", condition) for rule, condition in rules]

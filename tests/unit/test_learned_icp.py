@@ -2,7 +2,7 @@
 anti-ICP rules, pinned points, blend and the rules fallback.
 
 Everything runs on an in-memory DuckDB with small hand-made or seeded numpy-generated
-``marts.dim_accounts`` / ``marts.fct_account_metrics`` tables.
+``marts.dim_accounts_history`` / ``marts.fct_account_metrics`` tables.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def account(
     tech_stack: str | None = "dbt",
     employee_count: int | None = 200,
 ) -> dict:
-    """A ``marts.dim_accounts`` row."""
+    """A ``marts.dim_accounts_history`` row (without its as-of date)."""
     return {
         "account_id": account_id,
         "industry": industry,
@@ -146,13 +146,18 @@ def customer_metrics(
 
 
 def create_marts(con, accounts: list[dict], metrics: list[dict]) -> None:
-    for table, rows, schema in (
-        ("dim_accounts", accounts, DIM_SCHEMA),
-        ("fct_account_metrics", metrics, METRIC_SCHEMA),
-    ):
-        con.register("rows_view", pa.Table.from_pylist(rows, schema=schema))
-        con.execute(f"CREATE OR REPLACE TABLE marts.{table} AS SELECT * FROM rows_view")
-        con.unregister("rows_view")
+    """``fct_account_metrics`` from ``metrics`` and ``dim_accounts_history`` with the
+    ``accounts`` on every as-of date of the metrics (firmographics that did not change)."""
+    con.register("rows_view", pa.Table.from_pylist(metrics, schema=METRIC_SCHEMA))
+    con.execute("CREATE OR REPLACE TABLE marts.fct_account_metrics AS SELECT * FROM rows_view")
+    con.unregister("rows_view")
+    con.register("rows_view", pa.Table.from_pylist(accounts, schema=DIM_SCHEMA))
+    con.execute(
+        "CREATE OR REPLACE TABLE marts.dim_accounts_history AS SELECT dates.as_of_date, "
+        "rows_view.* FROM rows_view CROSS JOIN "
+        "(SELECT DISTINCT as_of_date FROM marts.fct_account_metrics) AS dates"
+    )
+    con.unregister("rows_view")
 
 
 def insert_rows(con, table: str, rows: list[tuple]) -> None:
@@ -1185,8 +1190,8 @@ def test_situational_reasons_for_current_customers_only(con):
     ]
     create_marts(con, [account(m["account_id"]) for m in metrics], metrics)
     con.execute(
-        "CREATE TEMP TABLE features AS SELECT * FROM marts.dim_accounts "
-        "JOIN marts.fct_account_metrics USING (account_id)"
+        "CREATE TEMP TABLE features AS SELECT * FROM marts.dim_accounts_history "
+        "JOIN marts.fct_account_metrics USING (account_id, as_of_date)"
     )
     flagged = set(
         con.execute(
@@ -1204,7 +1209,7 @@ def test_situational_reasons_for_current_customers_only(con):
 def test_learned_run_without_funding_and_hiring_columns(tmp_path, con):
     synthetic_warehouse(con)
     con.execute("ALTER TABLE marts.fct_account_metrics DROP COLUMN days_since_last_funding")
-    con.execute("ALTER TABLE marts.dim_accounts DROP COLUMN open_roles")
+    con.execute("ALTER TABLE marts.dim_accounts_history DROP COLUMN open_roles")
     run = run_scoring(con, load_config(tmp_path, "learned"), AS_OF, SCORED_AT)
     assert run.fallback_reason is None
     assert con.execute("SELECT count(*) FROM icp_profile_rows").fetchone()[0] > 0

@@ -68,12 +68,13 @@ def con():
     connection.execute("CREATE SCHEMA marts")
     connection.execute(
         """
-        CREATE TABLE marts.dim_accounts AS SELECT * FROM (VALUES
+        CREATE TABLE marts.dim_accounts_history AS SELECT dates.as_of_date, t.* FROM (VALUES
             ('A1', 'software', 500, 'snowflake; DBT', 'b2b_saas'),
             ('A2', 'retail', 10, NULL, 'agency'),
             ('A3', NULL, NULL, NULL, NULL),
             ('A4', 'software', 150, 'dbt', 'b2b_saas')
         ) AS t(account_id, industry, employee_count, tech_stack, business_model)
+        CROSS JOIN (VALUES (DATE '2026-11-19'), (DATE '2026-11-20')) AS dates(as_of_date)
         """
     )
     connection.execute(
@@ -159,7 +160,7 @@ def test_history_keeps_one_row_per_account_per_date_and_backfill_leaves_current(
 
 
 def test_config_values_are_bound_not_interpolated(tmp_path, con):
-    hostile = "x'); DROP TABLE marts.dim_accounts; --"
+    hostile = "x'); DROP TABLE marts.dim_accounts_history; --"
     document = {
         **CONFIG,
         "criteria": [
@@ -168,7 +169,7 @@ def test_config_values_are_bound_not_interpolated(tmp_path, con):
     }
     scores = _score(con, _write_config(tmp_path, document))
     assert len(scores) == 4
-    assert con.execute("SELECT count(*) FROM marts.dim_accounts").fetchone()[0] == 4
+    assert con.execute("SELECT count(*) FROM marts.dim_accounts_history").fetchone()[0] == 8
 
 
 @pytest.mark.parametrize(
