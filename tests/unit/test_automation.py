@@ -1,0 +1,242 @@
+"""The nightly schedule, the new-export sensor and the warehouse lock, evaluated the way the
+Dagster daemon evaluates them (``build_schedule_context`` / ``build_sensor_context`` on a real
+instance), on landing folders made file by file."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from dagster_project.defs import build_definitions
+from dagster_project.defs.automation import SCHEDULE_NAME, SENSOR_NAME, TRIGGER_TAG
+from dagster_project.defs.jobs import FULL_RUN_JOB, WAREHOUSE_TAG
+from dagster_project.defs.locking import WarehouseLock
+from dagster_project.defs.partitions import AS_OF_PARTITIONS, SINGLE_RUN, TRANSIENT_RETRY
+from dagster_project.defs.publish.assets import PUBLISHED_MARTS
+from dagster_project.ingest.contracts import load_contracts
+from dagster_project.ingest.landing import SUCCESS_MARKER, complete_export_dates
+from dagster_project.run import INSTANCE_CONFIG
+from tests.conftest import settings_for
+
+REQUIRED = ["crm/accounts", "crm/opportunities", "billing/subscriptions", "billing/invoices",
+            "support/tickets"]  # fmt: skip
+
+
+def _export(landing: Path, day: str, entities=REQUIRED, marker: bool = False) -> Path:
+    folder = landing / day
+    for name in entities:
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.csv").write_text("id\n", encoding="utf-8")
+    if marker:
+        (folder / SUCCESS_MARKER).write_text("", encoding="utf-8")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def module_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("automation")
+
+
+@pytest.fixture()
+def landing(module_dir) -> Path:
+    """An empty landing folder, the same path for every test (so definitions can be shared)."""
+    root = module_dir / "landing"
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir()
+    return root
+
+
+@pytest.fixture(scope="module")
+def default_defs(module_dir) -> dg.Definitions:
+    return _defs(module_dir / "landing", module_dir)
+
+
+def _defs(landing: Path, tmp_path: Path, **overrides) -> dg.Definitions:
+    settings = replace(settings_for(landing, tmp_path / "warehouse.duckdb"), **overrides)
+    return build_definitions(settings)
+
+
+def _evaluate_schedule(defs, instance, when: datetime):
+    schedule = defs.get_schedule_def(SCHEDULE_NAME)
+    with dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
+    ) as context:
+        return schedule.evaluate_tick(context)
+
+
+def _evaluate_sensor(defs, instance, cursor: str | None = None):
+    sensor = defs.get_sensor_def(SENSOR_NAME)
+    with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
+        return sensor.evaluate_tick(context)
+
+
+def test_the_required_files_or_the_marker_make_a_folder_complete(landing):
+    contracts = load_contracts().values()
+    _export(landing, "2026-11-20")
+    _export(landing, "2026-11-21", entities=REQUIRED[:-1])  # tickets not there yet
+    _export(landing, "2026-11-22", entities=REQUIRED[:1], marker=True)
+    (landing / "2026-11-23").mkdir()
+    assert complete_export_dates(landing, contracts, "files") == [date(2026, 11, 20)]
+    assert complete_export_dates(landing, contracts, "marker") == [date(2026, 11, 22)]
+    with pytest.raises(ValueError, match="not one of"):
+        complete_export_dates(landing, contracts, "any")
+
+
+def test_schedule_scores_the_newest_complete_export_of_the_night(landing, module_dir):
+    defs = _defs(landing, module_dir, schedule_cron="30 1 * * *", timezone="Europe/Berlin")
+    schedule = defs.get_schedule_def(SCHEDULE_NAME)
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 1 * * *", "Europe/Berlin")
+    assert schedule.job_name == FULL_RUN_JOB
+    _export(landing, "2026-11-19")
+    _export(landing, "2026-11-20")
+    _export(landing, "2026-11-21", entities=REQUIRED[:2])  # still landing: not complete
+    _export(landing, "2026-11-22")  # dated after the tick: not yet
+    with dg.instance_for_test() as instance:
+        tick = datetime(2026, 11, 21, 1, 30, tzinfo=ZoneInfo("Europe/Berlin"))
+        result = _evaluate_schedule(defs, instance, tick)
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-20"]
+    assert result.run_requests[0].tags[TRIGGER_TAG] == SCHEDULE_NAME
+
+
+def test_schedule_skips_when_nothing_is_complete(landing, default_defs):
+    defs = default_defs
+    _export(landing, "2026-11-20", entities=REQUIRED[:1])
+    with dg.instance_for_test() as instance:
+        result = _evaluate_schedule(
+            defs, instance, datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))
+        )
+    assert not result.run_requests
+    assert "no complete export folder" in result.skip_message
+
+
+def test_schedule_skips_a_date_already_published_unless_its_files_changed(landing, default_defs):
+    defs = default_defs
+    folder = _export(landing, "2026-11-20")
+    old = time.time() - 3600
+    for path in folder.rglob("*"):
+        os.utime(path, (old, old))
+    tick = datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))
+    with dg.instance_for_test() as instance:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=PUBLISHED_MARTS, partition="2026-11-20")
+        )
+        skipped = _evaluate_schedule(defs, instance, tick)
+        assert not skipped.run_requests and "already published" in skipped.skip_message
+        # A corrected file lands after the publish: score the date again.
+        (folder / "crm" / "accounts.csv").write_text("id\nfixed\n", encoding="utf-8")
+        again = _evaluate_schedule(defs, instance, tick)
+    assert [r.partition_key for r in again.run_requests] == ["2026-11-20"]
+
+
+def test_sensor_starts_with_the_newest_then_each_new_complete_folder(landing, default_defs):
+    defs = default_defs
+    _export(landing, "2026-11-18")
+    _export(landing, "2026-11-19")
+    with dg.instance_for_test() as instance:
+        first = _evaluate_sensor(defs, instance)
+        assert [r.partition_key for r in first.run_requests] == ["2026-11-19"]
+        assert first.cursor == "2026-11-19"
+        assert first.run_requests[0].run_key == "export-2026-11-19"
+
+        nothing = _evaluate_sensor(defs, instance, cursor=first.cursor)
+        assert not nothing.run_requests and "no export folder completed" in nothing.skip_message
+
+        _export(landing, "2026-11-20", entities=REQUIRED[:3])  # half landed
+        half = _evaluate_sensor(defs, instance, cursor=first.cursor)
+        assert not half.run_requests
+
+        _export(landing, "2026-11-20")  # the rest arrives
+        _export(landing, "2026-11-21")
+        both = _evaluate_sensor(defs, instance, cursor=first.cursor)
+    assert [r.partition_key for r in both.run_requests] == ["2026-11-20", "2026-11-21"]
+    assert both.cursor == "2026-11-21"
+
+
+def test_sensor_in_marker_mode_waits_for_success(landing, module_dir):
+    defs = _defs(landing, module_dir, export_completion="marker")
+    _export(landing, "2026-11-20")  # every file but no marker
+    with dg.instance_for_test() as instance:
+        assert not _evaluate_sensor(defs, instance).run_requests
+        (landing / "2026-11-20" / SUCCESS_MARKER).write_text("", encoding="utf-8")
+        result = _evaluate_sensor(defs, instance)
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-20"]
+
+
+def test_every_asset_is_partitioned_by_date_with_one_run_backfills_and_retries(landing, tmp_path):
+    defs = _defs(landing, tmp_path)
+    job = defs.resolve_job_def(FULL_RUN_JOB)
+    assert job.partitions_def == AS_OF_PARTITIONS
+    assert WAREHOUSE_TAG.items() <= job.tags.items()
+    graph = defs.resolve_asset_graph()
+    keys = list(graph.materializable_asset_keys)
+    assert len(keys) > 20
+    for key in keys:
+        node = graph.get(key)
+        assert node.partitions_def == AS_OF_PARTITIONS, key
+        assert node.backfill_policy == SINGLE_RUN, key
+    for assets_def in defs.assets:
+        assert assets_def.op.retry_policy == TRANSIENT_RETRY, assets_def.op.name
+
+
+def test_the_instance_queues_one_run_at_a_time(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(INSTANCE_CONFIG.read_text(encoding="utf-8"))
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        queue = instance.get_concurrency_config().run_queue_config
+    finally:
+        instance.dispose()
+    assert queue.max_concurrent_runs == 1
+    assert {"key": "icp/warehouse", "limit": 1} in queue.tag_concurrency_limits
+
+
+def _hold_lock(warehouse: str, seconds: float, ready) -> None:
+    lock = WarehouseLock(Path(warehouse))
+    lock.acquire("holder-run", timeout_seconds=5)
+    ready.set()
+    time.sleep(seconds)
+    lock.release()
+
+
+def test_a_second_writer_waits_for_the_lock_and_gives_up_naming_the_holder(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    holder = context.Process(target=_hold_lock, args=(str(warehouse), 3.0, ready))
+    holder.start()
+    try:
+        assert ready.wait(30)
+        with pytest.raises(dg.Failure, match="in use by another run .*holder-run"):
+            WarehouseLock(warehouse).acquire("second-run", timeout_seconds=1)
+        started = time.monotonic()
+        waiting = WarehouseLock(warehouse)
+        waiting.acquire("third-run", timeout_seconds=30)  # waits for the holder to finish
+        assert time.monotonic() - started > 0.5
+        waiting.release()
+    finally:
+        holder.join(10)
+
+
+def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    context = multiprocessing.get_context("fork")
+    ready = context.Event()
+    holder = context.Process(target=_hold_lock, args=(str(warehouse), 60.0, ready))
+    holder.start()
+    assert ready.wait(30)
+    holder.kill()
+    holder.join(10)
+    lock = WarehouseLock(warehouse)
+    lock.acquire("after-crash", timeout_seconds=2)
+    lock.release()
