@@ -14,7 +14,7 @@ import dagster as dg
 
 from dagster_project.settings import PROJECT_ROOT, Settings
 
-__all__ = ["RunSummary", "dagster_instance", "newest_export_date", "run_pipeline"]
+__all__ = ["RunSummary", "dagster_instance", "newest_export_date", "retry_cause", "run_pipeline"]
 
 INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
 
@@ -54,6 +54,15 @@ def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
         config.write_text(INSTANCE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+def retry_cause(error) -> str:
+    """The error that made a step retry (Dagster wraps it in RetryRequestedFromPolicy)."""
+    if error is None:
+        return ""
+    while error.cause is not None:
+        error = error.cause
+    return error.message.strip()
 
 
 @contextmanager
@@ -117,10 +126,17 @@ def run_pipeline(
             **partition,
         )
     summary = RunSummary(success=result.success, run_id=result.run_id, output=captured.getvalue())
+    last_retried_error: dict[str, str] = {}
     for event in result.all_events:
+        if event.is_step_up_for_retry:
+            last_retried_error[event.step_key] = retry_cause(event.step_retry_data.error)
         if event.is_step_failure:
             error = event.step_failure_data.error
-            summary.failures.append(f"{event.step_key}: {error.message.strip() if error else ''}")
+            message = error.message.strip() if error else ""
+            if event.step_key in last_retried_error:
+                # "Exceeded max_retries" says nothing of the cause: the last try's error does.
+                message = f"{message}; last error: {last_retried_error[event.step_key]}"
+            summary.failures.append(f"{event.step_key}: {message}")
     for evaluation in result.get_asset_check_evaluations():
         name = f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}"
         if evaluation.passed:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 
 import dagster as dg
+import duckdb
 
 # backfill_policy is marked beta on @asset; the single-run policy is what the issue asks for and
 # the warning would print once per asset on every CLI run.
@@ -20,6 +23,7 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_p
 
 __all__ = [
     "AS_OF_PARTITIONS",
+    "retry_only_if_transient",
     "PARTITIONS_START_ENV",
     "SINGLE_RUN",
     "TRANSIENT_RETRY",
@@ -54,6 +58,43 @@ TRANSIENT_RETRY = dg.RetryPolicy(
 def data_error(description: str) -> dg.Failure:
     """A failure caused by the data or the configuration: retrying would fail the same way."""
     return dg.Failure(description=description, allow_retries=False)
+
+
+# Errors worth another try: the warehouse file locked by another process, I/O trouble.
+_TRANSIENT_MARKERS = (
+    "could not set lock",
+    "conflicting lock",
+    "resource temporarily unavailable",
+    "no space left on device",
+    "input/output error",
+    "stale file handle",
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` may go away on its own (the retry policy then tries again)."""
+    if isinstance(error, (FileNotFoundError, PermissionError, IsADirectoryError)):
+        return False
+    if isinstance(error, (OSError, duckdb.IOException)):
+        return True
+    return any(marker in str(error).lower() for marker in _TRANSIENT_MARKERS)
+
+
+@contextmanager
+def retry_only_if_transient(step: str) -> Iterator[None]:
+    """Let transient errors reach the retry policy; turn any other error into a failure that
+    is not retried (a bug or bad data fails the same way three more times, minutes later),
+    naming the step and the error."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise dg.Failure(
+            description=f"{step} failed: {type(error).__name__}: {error}", allow_retries=False
+        ) from error
 
 
 def run_dates(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> list[date]:

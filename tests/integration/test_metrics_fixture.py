@@ -604,8 +604,8 @@ def test_backfill_keeps_the_later_date_and_sees_what_stood_then(fixture_run):
         "SELECT as_of_date, count(*) AS n FROM marts.fct_account_metrics GROUP BY 1 ORDER BY 1",
     )
     assert [(r["as_of_date"], r["n"]) for r in dates] == [(EARLY, 6), (LATE, 5)]
-    # dim_accounts_history keeps each date's firmographics: the later export's update is seen on LATE
-    # only, and the backfill of EARLY left LATE's rows alone.
+    # dim_accounts_history keeps each date's firmographics: the later export's update is seen
+    # on LATE only, and the backfill of EARLY left LATE's rows alone.
     prospect = {
         row["as_of_date"]: (row["employee_count"], row["size_band"])
         for row in _rows(

@@ -13,6 +13,7 @@ from dagster_project.defs.partitions import (
     SINGLE_RUN,
     TRANSIENT_RETRY,
     data_error,
+    retry_only_if_transient,
     run_dates,
 )
 from dagster_project.defs.resources import LandingZoneResource, WarehouseResource
@@ -78,7 +79,7 @@ def _build_ingest_asset(
         landing: LandingZoneResource,
     ):
         as_of = run_dates(context)[-1]
-        with warehouse.connect() as con:
+        with retry_only_if_transient(f"ingest of {contract.name}"), warehouse.connect() as con:
             try:
                 result = ingest_entity(con, contract, landing.root_path, as_of)
             except LandingError as error:

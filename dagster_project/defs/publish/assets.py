@@ -17,6 +17,7 @@ from dagster_project.defs.partitions import (
     SINGLE_RUN,
     TRANSIENT_RETRY,
     data_error,
+    retry_only_if_transient,
 )
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.defs.scoring.assets import (
@@ -76,7 +77,7 @@ def published_marts(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     published_dir = published_dir_for(warehouse.path)
-    with warehouse.connect() as con:
+    with retry_only_if_transient("publish"), warehouse.connect() as con:
         try:
             result = publish_marts(con, published_dir)
         except PublishError as error:

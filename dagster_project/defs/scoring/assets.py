@@ -8,6 +8,7 @@ from dagster_project.defs.partitions import (
     AS_OF_PARTITIONS,
     SINGLE_RUN,
     TRANSIENT_RETRY,
+    retry_only_if_transient,
     run_dates,
 )
 from dagster_project.defs.resources import ScoringConfigResource, WarehouseResource
@@ -82,7 +83,7 @@ def account_fit_scores(
     facts, drift against the date before it); the metadata describes the newest date."""
     config = scoring_config.load()
     dates = run_dates(context)
-    with warehouse.connect() as con:
+    with retry_only_if_transient("scoring"), warehouse.connect() as con:
         for as_of in dates:
             scored_at = datetime.now(UTC).replace(tzinfo=None)
             run = run_scoring(con, config, as_of, scored_at=scored_at)

@@ -19,6 +19,7 @@ from dagster_project.defs.partitions import (
     AS_OF_PARTITIONS,
     SINGLE_RUN,
     TRANSIENT_RETRY,
+    retry_only_if_transient,
     run_dates,
 )
 from dagster_project.defs.resources import (
@@ -112,22 +113,16 @@ def dbt_models(
     """
     config = scoring_config.load()
     dates = run_dates(context)
+    with retry_only_if_transient("dbt build"):
+        yield from _build_dates(context, dbt, warehouse, landing, config, dates)
+
+
+def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
     for position, as_of in enumerate(dates):
         backtest_date = as_of - timedelta(days=config.validation.backtest_days)
         if config.model != "rules" and export_dates(landing.root_path, backtest_date):
             context.log.info(f"building the facts as of {backtest_date} for the backtest")
-            _build(
-                dbt,
-                [
-                    "--select",
-                    "+fct_account_metrics",
-                    "--exclude-resource-type",
-                    "test",
-                    "unit_test",
-                ],
-                backtest_date,
-                warehouse,
-            )
+            _build(dbt, _BACKTEST_FACTS, backtest_date, warehouse)
         if position < len(dates) - 1:
             context.log.info(f"building the models as of {as_of} ({position + 1}/{len(dates)})")
             _build(dbt, [], as_of, warehouse)
