@@ -9,8 +9,10 @@ here (``--build`` reports them when it builds a warehouse).
 Each size is measured in a fresh process, so its peak RSS (``resource.getrusage``, DuckDB
 included: it runs in process) is its own. The warehouse is copied first (scoring publishes
 into it); the copy is scored. The run is split into its parts (features, backtest, learning,
-factor points, anti-ICP flags, scores, profile, validation, publish) by timing the functions
-``run_scoring`` calls.
+factor points, anti-ICP flags, scores, profile, validation, publish) and learning into its
+steps (labels, bins, ICP segments, scorecard fit, learned points, learned anti-ICP) by timing
+the functions ``run_scoring`` calls. The process's CPU time (all threads) is printed next to
+the wall time: on a shared machine the wall time moves with the load, the CPU time far less.
 
 Warehouses come from ``--warehouse`` / ``--reference-warehouse`` or are built: generate
 ``--accounts`` accounts (``--history-months``, default 0 for speed: then there are no facts
@@ -51,6 +53,15 @@ PARTS = [
     ("dagster_project.scoring.pipeline", "score_accounts"),
     ("dagster_project.scoring.pipeline", "_profile"),
     ("dagster_project.scoring.validation", "validate"),
+]
+#: Steps of ``_learn`` (the current fit; the backtest's own fit is inside ``_backtest``).
+LEARN_STEPS = [
+    ("dagster_project.scoring.pipeline", "label_customers"),
+    ("dagster_project.scoring.pipeline", "build_attribute_bins"),
+    ("dagster_project.scoring.pipeline", "find_icp_segments"),
+    ("dagster_project.scoring.pipeline", "fit_scorecard"),
+    ("dagster_project.scoring.pipeline", "learned_factor_points"),
+    ("dagster_project.scoring.pipeline", "learn_anti_icp_rules"),
 ]
 
 
@@ -94,31 +105,35 @@ def _score_once(arguments: argparse.Namespace) -> None:
     from dagster_project.scoring.pipeline import publish, run_scoring
 
     parts: dict[str, float] = {}
-    for module_name, function_name in PARTS:
-        module = importlib.import_module(module_name)
-        original = getattr(module, function_name, None)
-        if original is None:
-            continue
+    learn_steps: dict[str, float] = {}
+    for steps, measured in ((PARTS, parts), (LEARN_STEPS, learn_steps)):
+        for module_name, function_name in steps:
+            module = importlib.import_module(module_name)
+            original = getattr(module, function_name, None)
+            if original is None:
+                continue
 
-        def timed(*args, __original=original, __name=function_name, **kwargs):
-            started = time.perf_counter()
-            try:
-                return __original(*args, **kwargs)
-            finally:
-                parts[__name] = parts.get(__name, 0.0) + time.perf_counter() - started
+            def timed(*args, __original=original, __name=function_name, __to=measured, **kw):
+                started = time.perf_counter()
+                try:
+                    return __original(*args, **kw)
+                finally:
+                    __to[__name] = __to.get(__name, 0.0) + time.perf_counter() - started
 
-        setattr(module, function_name, timed)
+            setattr(module, function_name, timed)
     config = load_scoring_config(arguments.scoring_config)
     rss_before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     con = duckdb.connect(str(arguments.score_once))
     con.execute("SET TimeZone = 'UTC'")
     con.execute(f"SET memory_limit = '{arguments.memory_limit}'")
     as_of = con.execute("SELECT max(as_of_date) FROM marts.fct_account_metrics").fetchone()[0]
+    cpu_started = _cpu_seconds()
     started = time.perf_counter()
     run = run_scoring(con, config, as_of, scored_at=datetime.now(UTC).replace(tzinfo=None))
     scored = time.perf_counter()
     publish(con, as_of)
     published = time.perf_counter()
+    cpu_seconds = _cpu_seconds() - cpu_started
     accounts = con.execute("SELECT count(*) FROM scored_accounts").fetchone()[0]
     backtest = con.execute(
         "SELECT status, detail FROM icp_validation_rows WHERE measure = 'backtest'"
@@ -138,12 +153,20 @@ def _score_once(arguments: argparse.Namespace) -> None:
                 "run_scoring_seconds": scored - started,
                 "publish_seconds": published - scored,
                 "seconds": published - started,
+                "cpu_seconds": cpu_seconds,
                 "parts": parts,
+                "learn_steps": learn_steps,
                 "rss_before_mib": rss_before_kib / 1024,
                 "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             }
         )
     )
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process, every thread (DuckDB's and scikit-learn's) included."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _build(arguments: argparse.Namespace, accounts: int, root: Path) -> Path:
@@ -229,7 +252,8 @@ def _report(label: str, run: dict) -> None:
     print(
         f"{label:>10}: {run['accounts']:>9,} accounts  "
         f"run_scoring {run['run_scoring_seconds']:>6.1f} s  "
-        f"publish {run['publish_seconds']:>5.1f} s  total {run['seconds']:>6.1f} s  "
+        f"publish {run['publish_seconds']:>5.1f} s  total {run['seconds']:>6.1f} s "
+        f"(CPU {run.get('cpu_seconds', float('nan')):>5.1f} s)  "
         f"{run['accounts'] / run['seconds']:>9,.0f} accounts/s  "
         f"peak RSS {run['peak_rss_mib']:>6,.0f} MiB (before scoring {run['rss_before_mib']:,.0f})"
     )
@@ -243,6 +267,11 @@ def _report(label: str, run: dict) -> None:
         f"{'':>12}parts: "
         + ", ".join(f"{name.lstrip('_')} {seconds:.1f}s" for name, seconds in run["parts"].items())
     )
+    if run.get("learn_steps"):
+        print(
+            f"{'':>12}learn: "
+            + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in run["learn_steps"].items())
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

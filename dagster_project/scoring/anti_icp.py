@@ -20,8 +20,15 @@ from statistics import NormalDist
 
 import duckdb
 
-from dagster_project.scoring.learned import BIN_TABLE, LABEL_TABLE, MISSING_BIN, OTHER_BIN
-from dagster_project.sql import wilson_bound_sql
+from dagster_project.scoring.learned import (
+    BIN_TABLE,
+    CUSTOMER_BIN_TABLE,
+    LABEL_TABLE,
+    MISSING_BIN,
+    OTHER_BIN,
+    long_bins_sql,
+)
+from dagster_project.sql import quote_identifier, wilson_bound_sql
 
 __all__ = [
     "AntiIcpSettings",
@@ -32,6 +39,7 @@ __all__ = [
 ]
 
 LEARNED_RULE_TABLE = "learned_anti_icp_rules"
+LEARNED_REASON_TABLE = "learned_anti_icp_reasons"
 
 
 @dataclass(frozen=True)
@@ -62,12 +70,14 @@ def learn_anti_icp_rules(
     """Find attribute values (and pairs) whose customers churn fast or cost far more to support.
 
     A pair is kept only when it beats both of its single values' lifts, so it says something the
-    singles do not. Writes ``learned_anti_icp_rules (rule_id, attribute, bin)``.
+    singles do not. Writes ``learned_anti_icp_rules (reason_code, attribute, bin,
+    condition_count)`` and the accounts each rule flags, ``learned_anti_icp_reasons
+    (account_id, reason_code)`` (read through :func:`learned_reasons_sql`).
     """
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE anti_icp_candidates AS
-        WITH outcomes AS (
+        WITH outcomes AS MATERIALIZED (
             SELECT
                 labels.account_id,
                 CAST(coalesce(metrics.is_churned_within_90_days, false) AS INTEGER) AS fast_churn,
@@ -81,30 +91,55 @@ def learn_anti_icp_rules(
             SELECT avg(fast_churn) AS fast_churn_rate, avg(heavy_support) AS heavy_support_rate
             FROM outcomes
         ),
-        traits AS (
-            SELECT account_id, attribute, bin FROM {BIN_TABLE}
+        traits AS MATERIALIZED (
+            SELECT account_id, attribute, bin
+            FROM ({long_bins_sql(CUSTOMER_BIN_TABLE, "SELECT account_id FROM outcomes")})
             WHERE bin NOT IN ('{MISSING_BIN}', '{OTHER_BIN}', 'no')
-              AND account_id IN (SELECT account_id FROM outcomes)
+        ),
+        -- Traits and customers as small integers: the pairs below are millions of rows at
+        -- scale, grouped far faster by two integers than by a list of strings. The CTEs read
+        -- more than once are MATERIALIZED, so they are computed once.
+        trait_codes AS (
+            SELECT attribute, bin, attribute || '=' || bin AS condition,
+                   CAST(row_number() OVER (ORDER BY attribute, bin) AS INTEGER) AS trait
+            FROM (SELECT DISTINCT attribute, bin FROM traits)
+        ),
+        customers AS (
+            SELECT *, row_number() OVER () AS customer FROM outcomes
+        ),
+        coded AS MATERIALIZED (
+            SELECT customers.customer, trait_codes.trait, customers.fast_churn,
+                   customers.heavy_support
+            FROM traits
+            INNER JOIN trait_codes USING (attribute, bin)
+            INNER JOIN customers USING (account_id)
         ),
         singles AS (
-            SELECT [traits.attribute || '=' || traits.bin] AS conditions, outcomes.*
-            FROM traits INNER JOIN outcomes USING (account_id)
+            SELECT trait AS first_trait, NULL AS second_trait, count(*) AS customers,
+                   avg(fast_churn) AS fast_churn_rate, avg(heavy_support) AS heavy_support_rate
+            FROM coded
+            GROUP BY trait
+            HAVING count(*) >= $min_customers
         ),
         pairs AS (
-            SELECT [first.attribute || '=' || first.bin, second.attribute || '=' || second.bin]
-                       AS conditions,
-                   outcomes.*
-            FROM traits AS first
-            INNER JOIN traits AS second
-                ON second.account_id = first.account_id AND second.attribute > first.attribute
-            INNER JOIN outcomes ON outcomes.account_id = first.account_id
+            -- One bin per attribute and account, and codes ordered by attribute: a higher code
+            -- of the same customer is a later attribute.
+            SELECT first.trait, second.trait, count(*),
+                   avg(first.fast_churn), avg(first.heavy_support)
+            FROM coded AS first
+            INNER JOIN coded AS second
+                ON second.customer = first.customer AND second.trait > first.trait
+            GROUP BY first.trait, second.trait
+            HAVING count(*) >= $min_customers
         ),
         grouped AS (
-            SELECT conditions, count(*) AS customers,
-                   avg(fast_churn) AS fast_churn_rate, avg(heavy_support) AS heavy_support_rate
-            FROM (SELECT * FROM singles UNION ALL SELECT * FROM pairs)
-            GROUP BY conditions
-            HAVING count(*) >= $min_customers
+            SELECT
+                list_filter([first_code.condition, second_code.condition],
+                            lambda condition: condition IS NOT NULL) AS conditions,
+                groups.customers, groups.fast_churn_rate, groups.heavy_support_rate
+            FROM (SELECT * FROM singles UNION ALL SELECT * FROM pairs) AS groups
+            INNER JOIN trait_codes AS first_code ON first_code.trait = groups.first_trait
+            LEFT JOIN trait_codes AS second_code ON second_code.trait = groups.second_trait
         ),
         rates AS (
             SELECT conditions, customers, 'learned_fast_churn' AS kind,
@@ -174,29 +209,46 @@ def learn_anti_icp_rules(
         f"CREATE OR REPLACE TEMP TABLE {LEARNED_RULE_TABLE} "
         "(reason_code VARCHAR, attribute VARCHAR, bin VARCHAR, condition_count INTEGER)"
     )
-    for rule in rules:
-        for attribute, bin_ in rule.conditions:
-            con.execute(
-                f"INSERT INTO {LEARNED_RULE_TABLE} VALUES ($code, $attribute, $bin, $count)",
-                {
-                    "code": rule.reason_code,
-                    "attribute": attribute,
-                    "bin": bin_,
-                    "count": len(rule.conditions),
-                },
-            )
+    conditions = [
+        (rule.reason_code, attribute, bin_, len(rule.conditions))
+        for rule in rules
+        for attribute, bin_ in rule.conditions
+    ]
+    if conditions:
+        con.executemany(f"INSERT INTO {LEARNED_RULE_TABLE} VALUES (?, ?, ?, ?)", conditions)
+    _flag_learned_reasons(con, rules)
     return rules
+
+
+def _flag_learned_reasons(con: duckdb.DuckDBPyConnection, rules: list[LearnedAntiIcpRule]) -> None:
+    """Write ``learned_anti_icp_reasons (account_id, reason_code)``: one filtered pass over the
+    accounts' bins per rule."""
+    params: dict[str, object] = {}
+    selects = []
+    for i, rule in enumerate(rules):
+        params[f"code{i}"] = rule.reason_code
+        conditions = []
+        for j, (attribute, bin_) in enumerate(rule.conditions):
+            params[f"bin{i}_{j}"] = bin_
+            conditions.append(f"{quote_identifier(attribute)} = $bin{i}_{j}")
+        selects.append(
+            f"SELECT account_id, CAST($code{i} AS VARCHAR) AS reason_code FROM {BIN_TABLE} "
+            f"WHERE {' AND '.join(conditions)}"
+        )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {LEARNED_REASON_TABLE} AS "
+        + (
+            " UNION ALL ".join(selects)
+            or "SELECT CAST(NULL AS VARCHAR) AS account_id, CAST(NULL AS VARCHAR) AS reason_code "
+            "WHERE false"
+        ),
+        params,
+    )
 
 
 def learned_reasons_sql() -> str:
     """(account_id, reason_code) for accounts meeting every condition of a learned rule."""
-    return f"""
-        SELECT account_bins.account_id, rules.reason_code
-        FROM {LEARNED_RULE_TABLE} AS rules
-        INNER JOIN {BIN_TABLE} AS account_bins USING (attribute, bin)
-        GROUP BY account_bins.account_id, rules.reason_code, rules.condition_count
-        HAVING count(*) = rules.condition_count
-    """
+    return f"SELECT account_id, reason_code FROM {LEARNED_REASON_TABLE}"
 
 
 def situational_reasons_sql(feature_table: str) -> str:

@@ -7,7 +7,9 @@
    burden per dollar, or never expanded with poor retention.
 2. **Bins** (:func:`build_attribute_bins`): every account gets one bin per attribute
    (industry, size band, country, business model, ..., one yes/no attribute per frequent tech
-   stack item); rare values join ``other``, missing values are a bin of their own.
+   stack item); rare values join ``other``, missing values are a bin of their own. The bins
+   are one wide row per account (``account_bins``, a column per attribute), so binning,
+   counting and scoring a million accounts each take one pass, not one per attribute.
 3. **Scorecard** (:func:`fit_scorecard`): weight of evidence (best vs worst, smoothed) per bin,
    an L2-regularised logistic regression on the WoE columns (scikit-learn), and points
    ``scale * coefficient * woe`` per bin, so an account's score is ``base + sum(points)``, a
@@ -16,7 +18,9 @@
    ``worst_median_score`` (15): high means "like our best customers", low "like our worst".
 
 Binning, counting and scoring run in DuckDB; only the labelled customers' WoE matrix (one row
-per labelled customer, one column per attribute) reaches scikit-learn.
+per labelled customer, one column per attribute) reaches scikit-learn. The per-bin counts over
+all accounts are taken once, when binning (``bin_counts``); the fit reads the labelled
+customers only.
 """
 
 from __future__ import annotations
@@ -27,20 +31,30 @@ import duckdb
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from dagster_project.sql import quote_identifier
+from dagster_project.sql import quote_identifier, table_exists
 
 __all__ = [
+    "BIN_COUNT_TABLE",
     "BIN_TABLE",
+    "CUSTOMER_BIN_TABLE",
     "NotEnoughCustomersError",
     "LABEL_TABLE",
     "LearnedSettings",
     "Scorecard",
+    "bin_columns",
+    "bin_customers",
     "build_attribute_bins",
     "fit_scorecard",
     "label_customers",
+    "long_bins_sql",
 ]
 
+#: One row per account: ``account_id`` and one bin column per attribute, named as the attribute.
 BIN_TABLE = "account_bins"
+#: (attribute, bin, accounts): how many accounts hold each bin of ``account_bins``.
+BIN_COUNT_TABLE = "bin_counts"
+#: The rows of ``account_bins`` of the labelled customers.
+CUSTOMER_BIN_TABLE = "customer_bins"
 LABEL_TABLE = "customer_labels"
 MISSING_BIN = "missing"
 OTHER_BIN = "other"
@@ -194,91 +208,185 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
 def build_attribute_bins(
     con: duckdb.DuckDBPyConnection, settings: LearnedSettings, feature_table: str
 ) -> list[str]:
-    """Write ``account_bins`` (account_id, attribute, bin); returns the attributes used.
+    """Write ``account_bins`` (one row per account: ``account_id`` and one bin column per
+    attribute used, named as the attribute) and ``bin_counts`` (attribute, bin, accounts: how
+    many accounts hold each bin); returns the attributes used.
 
     Attributes absent from ``feature_table`` are skipped, so a warehouse without
-    ``revenue_band`` still scores.
+    ``revenue_band`` still scores. One pass over the accounts bins every attribute, one
+    GROUP BY per attribute counts the bins, and only if some value is rare (held by fewer than
+    ``min_bin_accounts`` accounts) a last pass moves it to ``other``.
     """
     available = {row[0] for row in con.execute(f"DESCRIBE {feature_table}").fetchall()}
-    selects = []
-    used = []
+    columns: dict[str, str] = {}
     for attribute in settings.attributes:
         if attribute not in available or attribute == "tech_stack":
             continue
-        used.append(attribute)
-        text = f"lower(trim(CAST({quote_identifier(attribute)} AS VARCHAR)))"
-        value = f"nullif(nullif({text}, ''), 'unknown')"
-        selects.append(
-            f"SELECT account_id, '{attribute}' AS attribute, "
-            f"coalesce({value}, '{MISSING_BIN}') AS bin FROM {feature_table}"
-        )
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE raw_bins (account_id VARCHAR, attribute VARCHAR, bin VARCHAR)"
-    )
-    for select in selects:
-        con.execute(f"INSERT INTO raw_bins {select}")
+        text = f"lower(trim(CAST(features.{quote_identifier(attribute)} AS VARCHAR)))"
+        columns[attribute] = f"coalesce(nullif(nullif({text}, ''), 'unknown'), '{MISSING_BIN}')"
+    tech_join = ""
     if "tech_stack" in settings.attributes and "tech_stack" in available:
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE tech_items AS
-            SELECT DISTINCT account_id, trim(item) AS item
-            FROM (
-                SELECT account_id, unnest(string_split(lower(tech_stack), ';')) AS item
-                FROM {feature_table}
-            )
-            WHERE trim(item) <> ''
-            """
-        )
-        items = [
-            row[0]
-            for row in con.execute(
-                "SELECT item FROM tech_items GROUP BY item HAVING count(*) >= $min "
-                "ORDER BY count(*) DESC, item LIMIT $max",
-                {"min": settings.min_bin_accounts, "max": settings.max_tech_items},
-            ).fetchall()
-        ]
-        if items:
-            con.execute(
-                f"""
-                INSERT INTO raw_bins
-                SELECT
-                    features.account_id,
-                    '{TECH_PREFIX}' || frequent.item AS attribute,
-                    CASE
-                        WHEN features.tech_stack IS NULL OR trim(features.tech_stack) = ''
-                            THEN '{MISSING_BIN}'
-                        WHEN tech_items.item IS NOT NULL THEN 'yes'
-                        ELSE 'no'
-                    END AS bin
-                FROM {feature_table} AS features
-                CROSS JOIN (SELECT unnest($items) AS item) AS frequent
-                LEFT JOIN tech_items
-                    ON tech_items.account_id = features.account_id
-                   AND tech_items.item = frequent.item
-                """,
-                {"items": items},
-            )
-            used.extend(f"{TECH_PREFIX}{item}" for item in items)
-    if not used:
+        for item in _tech_stack_bins(con, settings, feature_table):
+            attribute = quote_identifier(f"{TECH_PREFIX}{item}")
+            columns[f"{TECH_PREFIX}{item}"] = f"coalesce(stacks.{attribute}, '{MISSING_BIN}')"
+        tech_join = "LEFT JOIN tech_stack_bins AS stacks ON stacks.tech_stack = features.tech_stack"
+    if not columns:
         raise ValueError(f"none of the learned attributes {settings.attributes} is a feature")
+    bins = ", ".join(f"{sql} AS {quote_identifier(a)}" for a, sql in columns.items())
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {BIN_TABLE} AS
-        WITH rare AS (
-            SELECT attribute, bin FROM raw_bins
-            WHERE bin <> '{MISSING_BIN}'
-            GROUP BY attribute, bin HAVING count(*) < $min
+        CREATE OR REPLACE TEMP TABLE raw_bins AS
+        SELECT features.account_id, {bins}
+        FROM {feature_table} AS features {tech_join}
+        """
+    )
+    # One GROUP BY per attribute: each reads one column, far cheaper than unpivoting every
+    # account's bins into rows first.
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE raw_bin_counts AS "
+        + " UNION ALL ".join(
+            f"SELECT CAST($attribute{i} AS VARCHAR) AS attribute, {quote_identifier(a)} AS bin, "
+            f"count(*) AS accounts FROM raw_bins GROUP BY ALL"
+            for i, a in enumerate(columns)
+        ),
+        {f"attribute{i}": attribute for i, attribute in enumerate(columns)},
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {BIN_COUNT_TABLE} AS
+        SELECT attribute, bin, CAST(sum(accounts) AS BIGINT) AS accounts
+        FROM (
+            SELECT attribute,
+                   CASE WHEN accounts < $min AND bin <> '{MISSING_BIN}' THEN '{OTHER_BIN}'
+                        ELSE bin END AS bin,
+                   accounts
+            FROM raw_bin_counts
         )
-        SELECT
-            raw_bins.account_id,
-            raw_bins.attribute,
-            CASE WHEN rare.bin IS NULL THEN raw_bins.bin ELSE '{OTHER_BIN}' END AS bin
-        FROM raw_bins
-        LEFT JOIN rare USING (attribute, bin)
+        GROUP BY attribute, bin
         """,
         {"min": settings.min_bin_accounts},
     )
-    return used
+    rare: dict[str, list[str]] = {}
+    for attribute, bin_ in con.execute(
+        f"SELECT attribute, bin FROM raw_bin_counts WHERE accounts < $min "
+        f"AND bin <> '{MISSING_BIN}' ORDER BY attribute, bin",
+        {"min": settings.min_bin_accounts},
+    ).fetchall():
+        rare.setdefault(attribute, []).append(bin_)
+    replaced = [
+        f"CASE WHEN list_contains($rare{i}, {quote_identifier(attribute)}) THEN '{OTHER_BIN}' "
+        f"ELSE {quote_identifier(attribute)} END AS {quote_identifier(attribute)}"
+        for i, attribute in enumerate(rare)
+    ]
+    if replaced:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {BIN_TABLE} AS "
+            f"SELECT * REPLACE ({', '.join(replaced)}) FROM raw_bins",
+            {f"rare{i}": bins for i, bins in enumerate(rare.values())},
+        )
+        con.execute("DROP TABLE raw_bins")
+    else:
+        # Nothing rare (the usual case at scale): the raw bins are the bins, no copy.
+        con.execute(f"DROP TABLE IF EXISTS temp.{BIN_TABLE}")
+        con.execute(f"ALTER TABLE temp.raw_bins RENAME TO {BIN_TABLE}")
+    bin_customers(con)
+    return list(columns)
+
+
+def bin_customers(con: duckdb.DuckDBPyConnection) -> None:
+    """Write ``customer_bins``: the rows of ``account_bins`` of the labelled customers (those in
+    ``customer_labels``; none if there are no labels yet).
+
+    The fit, the ICP segments, the learned anti-ICP and the profile read customers only; one
+    pass over every account's bins picks them out for all four.
+    """
+    if table_exists(con, "main", LABEL_TABLE):  # a temporary table lists under schema main
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {CUSTOMER_BIN_TABLE} AS SELECT * FROM {BIN_TABLE} "
+            f"WHERE account_id IN (SELECT account_id FROM {LABEL_TABLE})"
+        )
+    else:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {CUSTOMER_BIN_TABLE} AS "
+            f"SELECT * FROM {BIN_TABLE} WHERE false"
+        )
+
+
+def bin_columns(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The attributes ``account_bins`` has a bin column for, in column order."""
+    return [
+        row[0] for row in con.execute(f"DESCRIBE {BIN_TABLE}").fetchall() if row[0] != "account_id"
+    ]
+
+
+def long_bins_sql(table: str = BIN_TABLE, accounts_sql: str | None = None) -> str:
+    """``(account_id, attribute, bin)`` of ``table`` (``account_bins`` or ``customer_bins``):
+    one row per account and attribute with a bin, of the accounts ``accounts_sql`` selects
+    (``account_id``; default: all of the table)."""
+    source = table
+    if accounts_sql is not None:
+        source = (
+            f"(SELECT {table}.* FROM {table} "
+            f"WHERE account_id IN (SELECT account_id FROM ({accounts_sql})))"
+        )
+    return _long_bins_sql(source)
+
+
+def _long_bins_sql(source: str) -> str:
+    # UNPIVOT leaves out NULL bins, as a long table would have no row for them.
+    return (
+        f"SELECT account_id, attribute, bin FROM (UNPIVOT {source} "
+        "ON COLUMNS(* EXCLUDE (account_id)) INTO NAME attribute VALUE bin)"
+    )
+
+
+def _tech_stack_bins(
+    con: duckdb.DuckDBPyConnection, settings: LearnedSettings, feature_table: str
+) -> list[str]:
+    """Write ``tech_stack_bins``: one row per distinct ``tech_stack`` value with the bin
+    (``yes``, ``no``, ``missing`` when empty) of each of the ``max_tech_items`` items held by
+    most accounts (at least ``min_bin_accounts``); returns those items, most held first.
+
+    Parsed once per distinct value, not per account: a million accounts share a few tens of
+    thousands of stacks. A NULL stack has no row (its bins are ``missing``).
+    """
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE tech_stack_items AS
+        SELECT tech_stack, count(*) AS accounts,
+               list_transform(string_split(lower(tech_stack), ';'), lambda item: trim(item))
+                   AS items
+        FROM {feature_table}
+        WHERE tech_stack IS NOT NULL
+        GROUP BY tech_stack
+        """
+    )
+    items = [
+        row[0]
+        for row in con.execute(
+            """
+            SELECT item FROM (
+                SELECT accounts, unnest(list_distinct(items)) AS item FROM tech_stack_items
+            )
+            WHERE item <> ''
+            GROUP BY item HAVING sum(accounts) >= $min
+            ORDER BY sum(accounts) DESC, item LIMIT $max
+            """,
+            {"min": settings.min_bin_accounts, "max": settings.max_tech_items},
+        ).fetchall()
+    ]
+    bins = "".join(
+        f", CASE WHEN trim(tech_stack) = '' THEN '{MISSING_BIN}' "
+        f"WHEN list_contains(items, $item{i}) THEN 'yes' ELSE 'no' END "
+        f"AS {quote_identifier(f'{TECH_PREFIX}{item}')}"
+        for i, item in enumerate(items)
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE tech_stack_bins AS SELECT tech_stack{bins} "
+        "FROM tech_stack_items",
+        {f"item{i}": item for i, item in enumerate(items)},
+    )
+    return items
 
 
 @dataclass(frozen=True)
@@ -302,7 +410,8 @@ def fit_scorecard(
     """Fit the WoE scorecard on best (1) against worst (0) customers.
 
     ``best_accounts_sql`` selects the positives (one ICP segment's best customers, for a
-    multi-ICP profile); the negatives are always the worst customers.
+    multi-ICP profile); the negatives are always the worst customers. Reads ``customer_bins``
+    and ``bin_counts`` as :func:`build_attribute_bins` left them.
     """
     labelled = f"""
         SELECT account_id, 1 AS is_best FROM ({best_accounts_sql})
@@ -315,21 +424,27 @@ def fit_scorecard(
         f"FROM ({labelled})"
     ).fetchone()
     _require_customers(settings, best, worst)
+    # The fit reads the labelled customers' bins, never all accounts (those were counted once,
+    # into bin_counts, when they were binned).
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE labelled_bins AS
+        SELECT labelled.is_best, account_bins.*
+        FROM ({labelled}) AS labelled
+        INNER JOIN {CUSTOMER_BIN_TABLE} AS account_bins USING (account_id)
+        """
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE bin_woe AS
-        WITH labelled AS ({labelled}),
-        totals AS (
-            SELECT sum(is_best) AS best_total, count(*) - sum(is_best) AS worst_total
-            FROM labelled
-        ),
-        bins AS (SELECT DISTINCT attribute, bin FROM {BIN_TABLE}),
-        bin_counts AS (
-            SELECT account_bins.attribute, account_bins.bin,
-                   sum(labelled.is_best) AS best_count,
-                   count(*) - sum(labelled.is_best) AS worst_count
-            FROM {BIN_TABLE} AS account_bins
-            INNER JOIN labelled USING (account_id)
+        WITH labelled_counts AS (
+            SELECT attribute, bin,
+                   sum(is_best) AS best_count,
+                   count(*) - sum(is_best) AS worst_count
+            FROM (
+                UNPIVOT labelled_bins ON COLUMNS(* EXCLUDE (account_id, is_best))
+                INTO NAME attribute VALUE bin
+            )
             GROUP BY ALL
         )
         SELECT
@@ -337,21 +452,21 @@ def fit_scorecard(
             bins.bin,
             -- The pseudo-count is split in proportion to the class totals, so a value with no
             -- labelled customer is neutral (WoE 0) and small bins shrink towards 0.
-            ln((coalesce(best_count, 0) + $alpha * best_total / (best_total + worst_total))
-               / best_total)
-              - ln((coalesce(worst_count, 0) + $alpha * worst_total / (best_total + worst_total))
-                   / worst_total) AS woe
-        FROM bins
-        CROSS JOIN totals
-        LEFT JOIN bin_counts USING (attribute, bin)
+            ln((coalesce(best_count, 0) + $alpha * $best_total / ($best_total + $worst_total))
+               / $best_total)
+              - ln((coalesce(worst_count, 0)
+                    + $alpha * $worst_total / ($best_total + $worst_total))
+                   / $worst_total) AS woe
+        FROM {BIN_COUNT_TABLE} AS bins
+        LEFT JOIN labelled_counts USING (attribute, bin)
         """,
-        {"alpha": settings.woe_smoothing},
+        {"alpha": settings.woe_smoothing, "best_total": best, "worst_total": worst},
     )
     woe = {
         (attribute, bin_): float(value)
         for attribute, bin_, value in con.execute("SELECT * FROM bin_woe").fetchall()
     }
-    features, labels = _woe_matrix(con, labelled, attributes)
+    features, labels = _woe_matrix(con, attributes)
     _require_customers(settings, int(labels.sum()), int(len(labels) - labels.sum()))
     model = LogisticRegression(C=settings.regularization_c, max_iter=1000)
     model.fit(features, labels)
@@ -389,25 +504,32 @@ def _require_customers(settings: LearnedSettings, best: int, worst: int) -> None
 
 
 def _woe_matrix(
-    con: duckdb.DuckDBPyConnection, accounts_sql: str, attributes: list[str]
+    con: duckdb.DuckDBPyConnection, attributes: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(features, is_best) for the accounts of ``accounts_sql (account_id, is_best)``: one row
-    per account, one WoE column per attribute."""
+    """(features, is_best) of ``labelled_bins``: one row per labelled customer (by account_id),
+    one WoE column per attribute (0 where the customer has no bin of it)."""
+    present = set(bin_columns(con))
+    joins, selects, params = [], [], {}
+    for i, attribute in enumerate(attributes):
+        if attribute not in present:
+            continue
+        params[f"attribute{i}"] = attribute
+        selects.append(f"coalesce(woe{i}.woe, 0) AS column{i}")
+        joins.append(
+            f"LEFT JOIN bin_woe AS woe{i} ON woe{i}.attribute = $attribute{i} "
+            f"AND woe{i}.bin = labelled_bins.{quote_identifier(attribute)}"
+        )
     rows = con.execute(
         f"""
-        WITH chosen AS ({accounts_sql})
-        SELECT chosen.account_id, chosen.is_best, account_bins.attribute, bin_woe.woe
-        FROM chosen
-        INNER JOIN {BIN_TABLE} AS account_bins USING (account_id)
-        INNER JOIN bin_woe USING (attribute, bin)
-        """
+        SELECT labelled_bins.is_best{"".join(", " + select for select in selects)}
+        FROM labelled_bins {" ".join(joins)}
+        ORDER BY labelled_bins.account_id
+        """,
+        params,
     ).fetchnumpy()
-    accounts, account_position = np.unique(rows["account_id"], return_inverse=True)
-    column_of = {attribute: i for i, attribute in enumerate(attributes)}
-    columns = np.array([column_of.get(a, -1) for a in rows["attribute"]], dtype=int)
-    known = columns >= 0
-    features = np.zeros((len(accounts), len(attributes)))
-    features[account_position[known], columns[known]] = np.asarray(rows["woe"])[known]
-    labels = np.zeros(len(accounts), dtype=int)
-    labels[account_position] = np.asarray(rows["is_best"])
+    labels = np.asarray(rows["is_best"], dtype=int)
+    features = np.zeros((len(labels), len(attributes)))
+    for i, attribute in enumerate(attributes):
+        if attribute in present:
+            features[:, i] = np.asarray(rows[f"column{i}"], dtype=float)
     return features, labels

@@ -21,22 +21,25 @@ from dagster_project.scoring.anti_icp import (
 )
 from dagster_project.scoring.config import ScoringConfig
 from dagster_project.scoring.learned import (
-    BIN_TABLE,
+    BIN_COUNT_TABLE,
+    CUSTOMER_BIN_TABLE,
     LABEL_TABLE,
+    MISSING_BIN,
     NotEnoughCustomersError,
     Scorecard,
     build_attribute_bins,
     fit_scorecard,
     label_customers,
+    long_bins_sql,
 )
 from dagster_project.scoring.scorecard import (
-    BASE_FACTOR,
-    FACTOR_TABLE,
     FEATURE_TABLE,
     RULE_POINTS_TABLE,
     SITUATIONAL_BANDS,
     build_features,
+    combine_factor_points,
     configured_anti_icp_sql,
+    learned_factor_points,
     publish_scores,
     rule_factor_points,
     score_accounts,
@@ -139,40 +142,8 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
         con.execute(f"DELETE FROM {SCORECARD_TABLE}")
         _fit_segment_scorecards(con, config, attributes, run)
     # Each account is scored against every segment's scorecard and kept in the closest one.
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE segment_totals AS
-        SELECT account_bins.account_id, card.icp_segment,
-               any_value(card.base_points) + sum(card.points) AS total
-        FROM {BIN_TABLE} AS account_bins
-        INNER JOIN {SCORECARD_TABLE} AS card USING (attribute, bin)
-        GROUP BY ALL
-        """
-    )
-    con.execute(
-        """
-        CREATE OR REPLACE TEMP TABLE account_segments AS
-        SELECT account_id, arg_max(icp_segment, total) AS icp_segment
-        FROM segment_totals GROUP BY account_id
-        """
-    )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE {LEARNED_POINTS_TABLE} AS
-        SELECT account_bins.account_id, account_bins.attribute || '=' || account_bins.bin AS factor,
-               card.points
-        FROM {BIN_TABLE} AS account_bins
-        INNER JOIN account_segments USING (account_id)
-        INNER JOIN {SCORECARD_TABLE} AS card
-            ON card.icp_segment = account_segments.icp_segment
-           AND card.attribute = account_bins.attribute
-           AND card.bin = account_bins.bin
-        UNION ALL
-        SELECT account_segments.account_id, '{BASE_FACTOR}', any_value(card.base_points)
-        FROM account_segments
-        INNER JOIN {SCORECARD_TABLE} AS card USING (icp_segment)
-        GROUP BY account_segments.account_id
-        """
+    learned_factor_points(
+        con, SCORECARD_TABLE, [segment.name for segment in run.segments], LEARNED_POINTS_TABLE
     )
     run.learned_anti_icp_rules = learn_anti_icp_rules(con, config.learned_anti_icp, as_of)
 
@@ -213,24 +184,8 @@ def _combine_factor_points(con, config: ScoringConfig, column_types, uses_learne
     if uses_learned:
         weight = 1.0 if config.model == "learned" else config.blend_learned_weight
         sources.append((LEARNED_POINTS_TABLE, weight, ""))
-    selects = [
-        f"SELECT account_id, CASE WHEN factor = '{BASE_FACTOR}' THEN factor ELSE "
-        f"'{prefix}' || factor END AS factor, "
-        f"CAST(round(points * {float(weight)!r}, 2) AS DECIMAL(7, 2)) AS points FROM {table}"
-        for table, weight, prefix in sources
-    ]
-    if len(selects) == 1:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS {selects[0]}")
-    else:
-        # Blended base points are summed into one factor so the list stays readable.
-        con.execute(
-            f"""
-            CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS
-            SELECT account_id, factor, CAST(sum(points) AS DECIMAL(7, 2)) AS points
-            FROM ({" UNION ALL ".join(selects)})
-            GROUP BY account_id, factor
-            """
-        )
+    # Blended base points are summed into one factor so the list stays readable.
+    combine_factor_points(con, sources)
     if not uses_learned:
         con.execute(
             "CREATE OR REPLACE TEMP TABLE account_segments (account_id VARCHAR, "
@@ -297,26 +252,30 @@ def _profile(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
     profiled_only = [
         band for band in SITUATIONAL_BANDS if band in present and band not in run.attributes
     ]
-    selects = [
-        f"SELECT account_id, '{band}' AS attribute, coalesce({band}, 'missing') AS bin "
-        f"FROM {FEATURE_TABLE}"
+    # Counts over all accounts come from binning (bin_counts) and one GROUP BY per situational
+    # band; best and worst counts from the labelled customers' bins alone.
+    situational_counts = "".join(
+        f" UNION ALL SELECT '{band}', coalesce({band}, '{MISSING_BIN}'), false, count(*) "
+        f"FROM {FEATURE_TABLE} GROUP BY ALL"
         for band in profiled_only
-    ] or ["SELECT NULL AS account_id, NULL AS attribute, NULL AS bin WHERE false"]
-    con.execute(f"CREATE OR REPLACE TEMP TABLE situational_bins AS {' UNION ALL '.join(selects)}")
+    )
+    situational_bins = "".join(
+        f" UNION ALL SELECT account_id, '{band}', coalesce({band}, '{MISSING_BIN}'), false "
+        f"FROM {FEATURE_TABLE} WHERE account_id IN (SELECT account_id FROM labelled)"
+        for band in profiled_only
+    )
     segments = [s.name for s in run.segments]
     con.execute(
         f"""
         INSERT INTO {PROFILE_TABLE}
-        WITH all_bins AS (
-            SELECT account_id, attribute, bin, true AS is_scored FROM {BIN_TABLE}
-            UNION ALL
-            SELECT account_id, attribute, bin, false FROM situational_bins
-        ),
-        segment_list AS (SELECT unnest($segments) AS icp_segment),
+        WITH segment_list AS (SELECT unnest($segments) AS icp_segment),
         positives AS (
             SELECT icp_segment, account_id FROM {SEGMENT_TABLE}
         ),
         negatives AS (SELECT account_id FROM {LABEL_TABLE} WHERE outcome_label = 'worst'),
+        labelled AS (
+            SELECT account_id FROM positives UNION SELECT account_id FROM negatives
+        ),
         totals AS (
             SELECT segment_list.icp_segment,
                    (SELECT count(*) FROM {FEATURE_TABLE}) AS all_total,
@@ -325,18 +284,41 @@ def _profile(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
                    (SELECT count(*) FROM negatives) AS worst_total
             FROM segment_list
         ),
-        counts AS (
-            SELECT segment_list.icp_segment, all_bins.attribute, all_bins.bin, all_bins.is_scored,
-                   count(*) AS accounts,
+        all_counts AS (
+            SELECT attribute, bin, true AS is_scored, accounts FROM {BIN_COUNT_TABLE}
+            {situational_counts}
+        ),
+        labelled_bins AS (
+            SELECT account_id, attribute, bin, true AS is_scored
+            FROM ({long_bins_sql(CUSTOMER_BIN_TABLE, "SELECT account_id FROM labelled")})
+            {situational_bins}
+        ),
+        labelled_counts AS (
+            SELECT segment_list.icp_segment, labelled_bins.attribute, labelled_bins.bin,
+                   labelled_bins.is_scored,
                    count(positives.account_id) AS best_customers,
-                   count(*) FILTER (WHERE all_bins.account_id IN (SELECT account_id FROM negatives))
-                       AS worst_customers
-            FROM all_bins
+                   count(*) FILTER (
+                       WHERE labelled_bins.account_id IN (SELECT account_id FROM negatives)
+                   ) AS worst_customers
+            FROM labelled_bins
             CROSS JOIN segment_list
             LEFT JOIN positives
-                ON positives.account_id = all_bins.account_id
+                ON positives.account_id = labelled_bins.account_id
                AND positives.icp_segment = segment_list.icp_segment
             GROUP BY ALL
+        ),
+        counts AS (
+            SELECT segment_list.icp_segment, all_counts.attribute, all_counts.bin,
+                   all_counts.is_scored, all_counts.accounts,
+                   coalesce(labelled_counts.best_customers, 0) AS best_customers,
+                   coalesce(labelled_counts.worst_customers, 0) AS worst_customers
+            FROM all_counts
+            CROSS JOIN segment_list
+            LEFT JOIN labelled_counts
+                ON labelled_counts.icp_segment = segment_list.icp_segment
+               AND labelled_counts.attribute = all_counts.attribute
+               AND labelled_counts.bin = all_counts.bin
+               AND labelled_counts.is_scored = all_counts.is_scored
         ),
         shares AS (
             SELECT counts.*, totals.best_total,

@@ -1,8 +1,18 @@
 """Scoring accounts in the warehouse: points per factor, fit score, tier, anti-ICP, route.
 
-Every scorer produces the same long table ``(account_id, factor, points)``; the scorecard
-turns it into the published columns. The hand-set points model (:func:`rule_factor_points`)
-is the first scorer; the data-derived one plugs in by writing the same table.
+Every scorer writes the same two tables: a small catalogue of its factors,
+``<table>_catalogue (factor_code, factor, points)`` with codes 1..n, and ``<table>
+(account_id, factor_codes, base_points)``, one row per account with the codes of the factors
+it earns and its base points. The hand-set points model (:func:`rule_factor_points`) and the
+learned scorecards (:func:`learned_factor_points`) are the scorers;
+:func:`combine_factor_points` weighs and merges them into ``factor_points``, and
+:func:`score_accounts` turns that into the published columns.
+
+Why codes into a catalogue rather than a long ``(account_id, factor, points)`` table: a
+million accounts with twenty factors each are twenty million rows to write and to aggregate
+back into one list per account, which took most of the scoring time. A short integer list per
+account is built in one pass over the accounts, sorted cheaply (the catalogue ranks every
+factor once) and turned into ``(factor, points)`` items by position.
 
 Work stays in DuckDB: the config becomes one SQL statement per step, with every value from the
 config bound as a parameter and every attribute name checked against the feature columns.
@@ -15,6 +25,7 @@ from datetime import date, datetime
 import duckdb
 
 from dagster_project.scoring.config import Condition, ScoringConfig, ScoringConfigError
+from dagster_project.scoring.learned import BIN_TABLE, bin_columns
 from dagster_project.sql import quote_identifier, table_exists
 
 __all__ = [
@@ -22,16 +33,20 @@ __all__ = [
     "SITUATIONAL_BANDS",
     "FACTOR_TABLE",
     "RULE_POINTS_TABLE",
+    "catalogue_table",
+    "combine_factor_points",
     "configured_anti_icp_sql",
     "FEATURE_TABLE",
     "SCORED_TABLE",
     "build_features",
+    "learned_factor_points",
     "publish_scores",
     "rule_factor_points",
     "score_accounts",
 ]
 
 FEATURE_TABLE = "scoring_features"
+#: (account_id, factor_codes, base_points) of every scorer combined; see catalogue_table.
 FACTOR_TABLE = "factor_points"
 RULE_POINTS_TABLE = "rule_points"
 SCORED_TABLE = "scored_accounts"
@@ -159,35 +174,204 @@ def _condition_sql(condition: Condition, column_types: dict[str, str], params: _
     return f"coalesce({predicate}, false)"
 
 
+def catalogue_table(table: str) -> str:
+    """The catalogue of a factor table: ``(factor_code, factor, points)``, codes 1..n."""
+    return f"{table}_catalogue"
+
+
+def _fill_catalogue(
+    con: duckdb.DuckDBPyConnection, table: str, factors: list[tuple[str, float]]
+) -> None:
+    """(Re)create ``table``'s catalogue with ``(factor, points)``, coded 1..n in that order."""
+    catalogue = catalogue_table(table)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {catalogue} "
+        "(factor_code INTEGER, factor VARCHAR, points DECIMAL(7, 2))"
+    )
+    if factors:
+        # Points as DOUBLE, cast like a bound number is: exact for any two-decimal value.
+        con.execute(
+            f"INSERT INTO {catalogue} SELECT unnest(range(1, $count + 1)), unnest($factors), "
+            "CAST(unnest($points) AS DECIMAL(7, 2))",
+            {
+                "count": len(factors),
+                "factors": [factor for factor, _ in factors],
+                "points": [float(points) for _, points in factors],
+            },
+        )
+
+
 def rule_factor_points(
     con: duckdb.DuckDBPyConnection,
     config: ScoringConfig,
     column_types: dict[str, str],
     table: str = RULE_POINTS_TABLE,
 ) -> None:
-    """Write ``table`` (account_id, factor, points): the config's points per criterion and
-    its base points, for every account."""
+    """Write ``table`` (account_id, factor_codes, base_points) and its catalogue: one factor
+    per criterion of the config, earned when its condition holds, and the config's base
+    points, for every account."""
     params = _Params()
-    columns = []
-    for criterion in config.criteria:
-        condition = _condition_sql(criterion.condition, column_types, params)
-        points = params.bind(criterion.points)
-        columns.append(
-            f"CAST(CASE WHEN {condition} THEN {points} ELSE 0 END AS DECIMAL(7, 2)) "
-            f"AS {quote_identifier(criterion.name)}"
-        )
+    codes = [
+        f"CASE WHEN {_condition_sql(criterion.condition, column_types, params)} THEN {code} END"
+        for code, criterion in enumerate(config.criteria, start=1)
+    ]
+    _fill_catalogue(
+        con,
+        table,
+        [(criterion.name, criterion.points) for criterion in config.criteria],
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
-        UNPIVOT (SELECT account_id, {", ".join(columns)} FROM {FEATURE_TABLE})
-        ON COLUMNS(* EXCLUDE (account_id)) INTO NAME factor VALUE points
+        SELECT
+            account_id,
+            list_filter(CAST([{", ".join(codes)}] AS BIGINT[]), lambda code: code IS NOT NULL)
+                AS factor_codes,
+            CAST({params.bind(config.base_points)} AS DECIMAL(7, 2)) AS base_points
+        FROM {FEATURE_TABLE}
+        """,
+        params.values,
+    )
+
+
+def learned_factor_points(
+    con: duckdb.DuckDBPyConnection, scorecard_table: str, segments: list[str], table: str
+) -> None:
+    """Write ``table`` (account_id, icp_segment, factor_codes, base_points) and its catalogue
+    from the learned scorecards, and ``account_segments (account_id, icp_segment)``.
+
+    ``scorecard_table (icp_segment, attribute, bin, points, base_points)`` holds one scorecard
+    per ICP segment; each account (a row of ``account_bins``) is scored against every one and
+    kept in the segment it scores highest in (the first of ``segments`` on a tie). Its factors
+    are its bins, ``attribute=bin``, with that segment's points.
+    """
+    card = con.execute(
+        f"SELECT icp_segment, attribute, bin, points, base_points FROM {scorecard_table} "
+        "ORDER BY icp_segment, attribute, bin"
+    ).fetchall()
+    _fill_catalogue(
+        con, table, [(f"{attribute}={bin_}", points) for _, attribute, bin_, points, _ in card]
+    )
+    # Per segment and attribute: its bins in code order and the code before the first, so an
+    # account's code is that offset plus the position of its bin (NULL: not in the card).
+    bins: dict[tuple[str, str], list[str]] = {}
+    points: dict[tuple[str, str], list[float]] = {}
+    offsets: dict[tuple[str, str], int] = {}
+    base: dict[str, float] = {}
+    for code, (segment, attribute, bin_, bin_points, base_points) in enumerate(card, start=1):
+        offsets.setdefault((segment, attribute), code - 1)
+        bins.setdefault((segment, attribute), []).append(bin_)
+        points.setdefault((segment, attribute), []).append(float(bin_points))
+        base[segment] = float(base_points)
+    if not any(segment in base for segment in segments):
+        raise ValueError(f"{scorecard_table} holds no scorecard of the segments {segments}")
+    segments = [segment for segment in segments if segment in base]
+    params = _Params()
+    position = {
+        (segment, column): f"list_position({params.bind(bins[(segment, column)])}, "
+        f"{BIN_TABLE}.{quote_identifier(column)})"
+        for column in bin_columns(con)
+        for segment in segments
+        if (segment, column) in bins
+    }
+
+    def codes(segment: str) -> str:
+        items = [f"{offsets[key]} + {sql}" for key, sql in position.items() if key[0] == segment]
+        return f"list_filter(CAST([{', '.join(items)}] AS BIGINT[]), lambda code: code IS NOT NULL)"
+
+    def total(segment: str) -> str:
+        # Exact: DECIMAL points, as in the card.
+        return f"CAST({params.bind(base[segment])} AS DECIMAL(7, 2))" + "".join(
+            f" + coalesce(CAST({params.bind(points[key])} AS DECIMAL(7, 2)[])[{sql}], 0)"
+            for key, sql in position.items()
+            if key[0] == segment
+        )
+
+    if len(segments) == 1:
+        totals, chosen = "", params.bind(segments[0])
+    else:
+        totals = "".join(f", {total(s)} AS segment_total_{i}" for i, s in enumerate(segments))
+        # The first segment whose total is at least every later one's: the highest, ties to
+        # the first listed.
+        branches = [
+            "WHEN "
+            + " AND ".join(
+                f"segment_total_{i} >= segment_total_{j}" for j in range(i + 1, len(segments))
+            )
+            + f" THEN {params.bind(segment)}"
+            for i, segment in enumerate(segments[:-1])
+        ]
+        chosen = f"CASE {' '.join(branches)} ELSE {params.bind(segments[-1])} END"
+    code_cases = " ".join(f"WHEN {params.bind(s)} THEN {codes(s)}" for s in segments)
+    base_cases = " ".join(
+        f"WHEN {params.bind(s)} THEN CAST({params.bind(base[s])} AS DECIMAL(7, 2))"
+        for s in segments
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        WITH totals AS (SELECT *{totals} FROM {BIN_TABLE}),
+        chosen AS (SELECT *, CAST({chosen} AS VARCHAR) AS icp_segment FROM totals)
+        SELECT
+            account_id,
+            icp_segment,
+            CASE icp_segment {code_cases} END AS factor_codes,
+            CASE icp_segment {base_cases} END AS base_points
+        FROM chosen AS {BIN_TABLE}
         """,
         params.values,
     )
     con.execute(
-        f"INSERT INTO {table} SELECT account_id, '{BASE_FACTOR}', "
-        f"CAST($base AS DECIMAL(7, 2)) FROM {FEATURE_TABLE}",
-        {"base": config.base_points},
+        "CREATE OR REPLACE TEMP TABLE account_segments AS "
+        f"SELECT account_id, icp_segment FROM {table}"
+    )
+
+
+def combine_factor_points(
+    con: duckdb.DuckDBPyConnection, sources: list[tuple[str, float, str]]
+) -> None:
+    """Write ``factor_points`` and its catalogue from the scorers' factor tables, given as
+    ``(table, weight, prefix)``: each factor's points are weighted (to 0.01), its name
+    prefixed, its code moved past the previous sources' codes; base points are weighted and
+    summed into one."""
+    catalogue, codes, bases = [], [], []
+    prefixes: dict[str, str] = {}
+    offset = 0
+    for i, (table, weight, prefix) in enumerate(sources):
+        prefixes[f"prefix{i}"] = prefix
+        weighted = f"CAST(round({{}} * {float(weight)!r}, 2) AS DECIMAL(7, 2))"
+        catalogue.append(
+            f"SELECT factor_code + {offset} AS factor_code, "
+            f"CAST($prefix{i} AS VARCHAR) || factor AS factor, "
+            f"{weighted.format('points')} AS points FROM {catalogue_table(table)}"
+        )
+        codes.append(
+            f"coalesce(source{i}.factor_codes, [])"
+            if offset == 0
+            else f"list_transform(coalesce(source{i}.factor_codes, []), "
+            f"lambda code: code + {offset})"
+        )
+        bases.append(f"coalesce({weighted.format(f'source{i}.base_points')}, 0)")
+        offset += con.execute(f"SELECT count(*) FROM {catalogue_table(table)}").fetchone()[0]
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {catalogue_table(FACTOR_TABLE)} AS "
+        + " UNION ALL ".join(catalogue),
+        prefixes,
+    )
+    joins = " ".join(
+        f"FULL OUTER JOIN {table} AS source{i} USING (account_id)"
+        for i, (table, _, _) in enumerate(sources)
+        if i > 0
+    )
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {FACTOR_TABLE} AS
+        SELECT
+            account_id,
+            {" || ".join(codes)} AS factor_codes,
+            CAST({" + ".join(bases)} AS DECIMAL(7, 2)) AS base_points
+        FROM {sources[0][0]} AS source0 {joins}
+        """
     )
 
 
@@ -219,11 +403,103 @@ def score_accounts(
 ) -> None:
     """Write ``scored_accounts``: one row per account with every published column.
 
-    Reads ``factor_points`` (every factor's points, the base included as ``base_points``),
+    Reads ``factor_points (account_id, factor_codes, base_points)`` and its catalogue,
     ``anti_icp_flags (account_id, anti_icp_reasons)`` and ``account_segments (account_id,
-    icp_segment)``. ``factor_points`` of the output (every factor, largest first) always adds
-    up exactly to ``fit_score``: the cut at 0 or 100 is listed as a factor of its own.
+    icp_segment)``. ``factor_points`` of the output (every factor with points, largest first,
+    ties by name, then ``base_points``) always adds up exactly to ``fit_score``: the cut at 0
+    or 100 is listed as a factor of its own.
+
+    Every ``(factor, points)`` item that can be listed has a rank: the catalogue's factors in
+    listed order, then each distinct base. An account's list is its ranks, sorted, read back
+    from one list of items by position: integers are sorted and joined, the items are built
+    once, in the last step.
     """
+    catalogue = catalogue_table(FACTOR_TABLE)
+    (has_zero_points,) = con.execute(
+        f"SELECT count(*) > 0 FROM {catalogue} WHERE points = 0"
+    ).fetchone()
+    # Zero points are never listed: their codes have no rank (NULL), dropped before sorting.
+    earned = "list_select(lookup.rank_of_code, factors.factor_codes)"
+    if has_zero_points:
+        earned = f"list_filter({earned}, lambda factor_rank: factor_rank IS NOT NULL)"
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE factor_ranks AS
+        WITH ranked AS (
+            SELECT factor_code, factor, points,
+                   CASE WHEN points <> 0 THEN row_number() OVER (
+                       PARTITION BY points <> 0 ORDER BY abs(points) DESC, factor
+                   ) END AS factor_rank
+            FROM {catalogue}
+        ),
+        bases AS (
+            SELECT base_points,
+                   (SELECT count(factor_rank) FROM ranked)
+                       + row_number() OVER (ORDER BY base_points) AS base_rank
+            FROM (SELECT DISTINCT base_points FROM {FACTOR_TABLE} WHERE base_points <> 0)
+        )
+        SELECT
+            coalesce((SELECT list(factor_rank ORDER BY factor_code) FROM ranked), [])
+                AS rank_of_code,
+            coalesce((SELECT list(points ORDER BY factor_code) FROM ranked), [])
+                AS points_of_code,
+            coalesce((SELECT list(base_points ORDER BY base_rank) FROM bases), []) AS bases,
+            (SELECT count(factor_rank) FROM ranked) AS ranked_factors,
+            coalesce(
+                (SELECT list({{'factor': factor, 'points': points}} ORDER BY factor_rank)
+                 FROM ranked WHERE factor_rank IS NOT NULL),
+                []
+            ) || coalesce(
+                (SELECT list({{'factor': '{BASE_FACTOR}', 'points': base_points}}
+                             ORDER BY base_rank)
+                 FROM bases),
+                []
+            ) AS factor_of_rank
+        """
+    )
+    # The narrow part, integers only, joined and sorted by account: sorting rows that carry
+    # the (factor, points) items would cost several times more.
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE account_ranks AS
+        WITH totals AS (
+            SELECT
+                factors.account_id,
+                CAST(
+                    coalesce(list_sum(list_select(lookup.points_of_code, factors.factor_codes)), 0)
+                    + coalesce(factors.base_points, 0) AS DECIMAL(7, 2)
+                ) AS unbounded_score,
+                list_sort({earned}) AS criterion_ranks,
+                lookup.ranked_factors + list_position(lookup.bases, factors.base_points)
+                    AS base_rank
+            FROM {FACTOR_TABLE} AS factors
+            CROSS JOIN factor_ranks AS lookup
+        ),
+        bounded AS (
+            SELECT
+                *,
+                CAST(greatest(0, least(100, unbounded_score)) AS DECIMAL(7, 2)) AS fit_score
+            FROM totals
+        )
+        SELECT
+            features.account_id,
+            coalesce(bounded.fit_score, 0) AS fit_score,
+            CAST(bounded.fit_score - bounded.unbounded_score AS DECIMAL(7, 2)) AS bounds_points,
+            coalesce(bounded.criterion_ranks, []) AS criterion_ranks,
+            bounded.base_rank,
+            coalesce(flags.anti_icp_reasons, CAST([] AS VARCHAR[])) AS anti_icp_reasons,
+            segments.icp_segment
+        FROM {FEATURE_TABLE} AS features
+        LEFT JOIN bounded ON bounded.account_id = features.account_id
+        LEFT JOIN anti_icp_flags AS flags ON flags.account_id = features.account_id
+        LEFT JOIN account_segments AS segments ON segments.account_id = features.account_id
+        ORDER BY features.account_id
+        """
+    )
+    # The items by rank are a constant of the last statement: it scans one table and joins
+    # nothing, so the rows keep their order.
+    con.execute(f"SET VARIABLE {_ITEMS_VARIABLE} = (SELECT factor_of_rank FROM factor_ranks)")
+    items = f"getvariable('{_ITEMS_VARIABLE}')"
     params = _Params()
     high, medium = params.bind(config.high_threshold), params.bind(config.medium_threshold)
     routes = {key: params.bind(value) for key, value in config.routes.items()}
@@ -231,56 +507,25 @@ def score_accounts(
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {SCORED_TABLE} AS
-        WITH totals AS (
-            SELECT
-                account_id,
-                CAST(sum(points) AS DECIMAL(7, 2)) AS unbounded_score,
-                -- Sorting each account's short list beats an ordered aggregate by far: the
-                -- sort key leads the struct, list_sort orders by it, then it is dropped.
-                list_transform(
-                    list_sort(list({{
-                        'sort_key': -abs(points), 'factor': factor, 'points': points
-                    }}) FILTER (WHERE points <> 0 AND factor <> '{BASE_FACTOR}')),
-                    lambda item: {{'factor': item.factor, 'points': item.points}}
-                ) AS criterion_points,
-                list({{'factor': factor, 'points': points}})
-                    FILTER (WHERE points <> 0 AND factor = '{BASE_FACTOR}') AS base_points
-            FROM {FACTOR_TABLE}
-            GROUP BY account_id
-        ),
-        bounded AS (
+        WITH listed AS (
             SELECT
                 *,
-                CAST(greatest(0, least(100, unbounded_score)) AS DECIMAL(7, 2)) AS fit_score
-            FROM totals
-        ),
-        final AS (
-            SELECT
-                features.account_id,
-                CAST($as_of AS DATE) AS as_of_date,
-                coalesce(bounded.fit_score, 0) AS fit_score,
                 CASE
-                    WHEN coalesce(bounded.fit_score, 0) >= {high} THEN 'high'
-                    WHEN coalesce(bounded.fit_score, 0) >= {medium} THEN 'medium'
+                    WHEN fit_score >= {high} THEN 'high'
+                    WHEN fit_score >= {medium} THEN 'medium'
                     ELSE 'low'
                 END AS fit_tier,
-                coalesce(flags.anti_icp_reasons, CAST([] AS VARCHAR[])) AS anti_icp_reasons,
-                list_slice(coalesce(bounded.criterion_points, []), 1, {top_count}) AS top_factors,
-                segments.icp_segment,
-                coalesce(bounded.criterion_points, [])
-                    || coalesce(bounded.base_points, [])
-                    || CASE WHEN bounded.fit_score <> bounded.unbounded_score
-                        THEN [{{'factor': '{BOUNDS_FACTOR}',
-                               'points': bounded.fit_score - bounded.unbounded_score}}]
-                        ELSE [] END AS factor_points
-            FROM {FEATURE_TABLE} AS features
-            LEFT JOIN bounded ON bounded.account_id = features.account_id
-            LEFT JOIN anti_icp_flags AS flags ON flags.account_id = features.account_id
-            LEFT JOIN account_segments AS segments ON segments.account_id = features.account_id
+                list_select({items}, list_slice(criterion_ranks, 1, {top_count})) AS top_factors,
+                list_select(
+                    {items},
+                    CASE WHEN base_rank IS NULL THEN criterion_ranks
+                         ELSE list_append(criterion_ranks, base_rank) END
+                ) AS listed_factors
+            FROM account_ranks
         )
         SELECT
             account_id,
-            as_of_date,
+            CAST($as_of AS DATE) AS as_of_date,
             CAST(fit_score AS DECIMAL(7, 2)) AS fit_score,
             fit_tier,
             len(anti_icp_reasons) > 0 AS is_anti_icp,
@@ -295,9 +540,15 @@ def score_accounts(
             END AS route,
             CAST($score_version AS VARCHAR) AS score_version,
             CAST($scored_at AS TIMESTAMP) AS scored_at,
-            CAST(factor_points AS {FACTOR_LIST_TYPE}) AS factor_points
-        FROM final
-        ORDER BY account_id
+            -- list_concat skips a NULL list: the cut is appended where there is one.
+            CAST(
+                list_concat(
+                    listed_factors,
+                    CASE WHEN bounds_points <> 0
+                        THEN [{{'factor': '{BOUNDS_FACTOR}', 'points': bounds_points}}] END
+                ) AS {FACTOR_LIST_TYPE}
+            ) AS factor_points
+        FROM listed
         """,
         {
             **params.values,
@@ -306,6 +557,10 @@ def score_accounts(
             "scored_at": scored_at,
         },
     )
+    con.execute(f"RESET VARIABLE {_ITEMS_VARIABLE}")
+
+
+_ITEMS_VARIABLE = "icp_scoring_factor_items"
 
 
 def publish_scores(

@@ -15,7 +15,13 @@ import numpy as np
 from sklearn.cluster import KMeans
 from sklearn.metrics import silhouette_score
 
-from dagster_project.scoring.learned import BIN_TABLE, LABEL_TABLE, MISSING_BIN, OTHER_BIN
+from dagster_project.scoring.learned import (
+    CUSTOMER_BIN_TABLE,
+    LABEL_TABLE,
+    MISSING_BIN,
+    OTHER_BIN,
+    long_bins_sql,
+)
 
 __all__ = ["CORE_SEGMENT", "SEGMENT_TABLE", "IcpSegment", "find_icp_segments"]
 
@@ -38,39 +44,49 @@ def find_icp_segments(
     seed: int = 0,
 ) -> list[IcpSegment]:
     """Cluster the best customers; writes ``best_customer_segments (account_id, icp_segment)``."""
+    best_sql = f"SELECT account_id FROM {LABEL_TABLE} WHERE outcome_label = 'best'"
+    # One row per best customer and trait, as positions into the sorted accounts and traits:
+    # integers reach numpy, not a Python tuple per row.
     rows = con.execute(
         f"""
-        SELECT account_bins.account_id, account_bins.attribute || '=' || account_bins.bin
-        FROM {BIN_TABLE} AS account_bins
-        INNER JOIN {LABEL_TABLE} AS labels USING (account_id)
-        WHERE labels.outcome_label = 'best'
-          AND account_bins.bin NOT IN ('{MISSING_BIN}', '{OTHER_BIN}', 'no')
-        ORDER BY 1, 2
+        WITH traits AS (
+            SELECT account_id, attribute || '=' || bin AS trait
+            FROM ({long_bins_sql(CUSTOMER_BIN_TABLE, best_sql)})
+            WHERE bin NOT IN ('{MISSING_BIN}', '{OTHER_BIN}', 'no')
+        )
+        SELECT dense_rank() OVER (ORDER BY account_id) - 1 AS account_position,
+               dense_rank() OVER (ORDER BY trait) - 1 AS trait_position,
+               account_id, trait
+        FROM traits
         """
-    ).fetchall()
-    accounts = sorted({account for account, _ in rows})
-    traits = sorted({trait for _, trait in rows})
-    best_count = len(accounts)
+    ).fetchnumpy()
+    account_positions = np.asarray(rows["account_position"], dtype=np.int64)
+    trait_positions = np.asarray(rows["trait_position"], dtype=np.int64)
+    best_count = int(account_positions.max()) + 1 if len(account_positions) else 0
+    accounts = np.empty(best_count, dtype=object)
+    accounts[account_positions] = np.asarray(rows["account_id"], dtype=object)
+    traits = np.empty(int(trait_positions.max()) + 1 if len(trait_positions) else 0, dtype=object)
+    traits[trait_positions] = np.asarray(rows["trait"], dtype=object)
+    traits = traits.tolist()
     chosen: tuple[int, np.ndarray, float] | None = None
     if best_count >= 20 and traits:
-        row_accounts = np.array([account for account, _ in rows])
-        row_traits = np.array([trait for _, trait in rows])
         matrix = np.zeros((best_count, len(traits)))
-        matrix[np.searchsorted(accounts, row_accounts), np.searchsorted(traits, row_traits)] = 1.0
+        matrix[account_positions, trait_positions] = 1.0
         for k in range(2, max_segments + 1):
             if best_count < k * 10:
                 break
             labels = KMeans(n_clusters=k, n_init=4, random_state=seed).fit_predict(matrix)
             shares = np.bincount(labels, minlength=k) / best_count
+            if shares.min() < min_segment_share:
+                continue  # a group too small: no split, whatever its silhouette
             # A sample keeps this linear in the number of best customers (it is quadratic).
             silhouette = float(
                 silhouette_score(
                     matrix, labels, sample_size=min(best_count, 5000), random_state=seed
                 )
             )
-            if silhouette >= min_silhouette and shares.min() >= min_segment_share:
-                if chosen is None or silhouette > chosen[2]:
-                    chosen = (k, labels, silhouette)
+            if silhouette >= min_silhouette and (chosen is None or silhouette > chosen[2]):
+                chosen = (k, labels, silhouette)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {SEGMENT_TABLE} (account_id VARCHAR, icp_segment VARCHAR)"
     )
@@ -93,8 +109,8 @@ def find_icp_segments(
         top = [traits[i] for i in order[:2] if distinctness[i] > 0]
         name = " & ".join(top) or f"segment_{cluster + 1}"
         segments.append(IcpSegment(name, int((labels == cluster).sum()), silhouette))
-        con.executemany(
-            f"INSERT INTO {SEGMENT_TABLE} VALUES (?, ?)",
-            [(accounts[i], name) for i in np.flatnonzero(labels == cluster)],
+        con.execute(
+            f"INSERT INTO {SEGMENT_TABLE} SELECT unnest($accounts), $name",
+            {"accounts": [accounts[i] for i in np.flatnonzero(labels == cluster)], "name": name},
         )
     return segments

@@ -19,12 +19,13 @@ from dagster_project.scoring.learned import (
     BIN_TABLE,
     LABEL_TABLE,
     NotEnoughCustomersError,
+    bin_columns,
     build_attribute_bins,
     fit_scorecard,
     label_customers,
 )
 from dagster_project.scoring.scorecard import FEATURE_TABLE, HISTORY_TABLE, SCORED_TABLE
-from dagster_project.sql import table_exists
+from dagster_project.sql import quote_identifier, table_exists
 
 __all__ = ["Backtest", "run_backtest", "validate"]
 
@@ -76,23 +77,30 @@ def run_backtest(
         card = fit_scorecard(con, config.learned, attributes)
     except NotEnoughCustomersError as error:
         return Backtest(backtest_date, "skipped", str(error))
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE backtest_points (attribute VARCHAR, bin VARCHAR, "
-        "points DOUBLE)"
-    )
-    con.executemany(
-        "INSERT INTO backtest_points VALUES (?, ?, ?)",
-        [(attribute, bin_, points) for (attribute, bin_), points in card.points.items()],
-    )
+    # An account's score: the base plus, per attribute, the points of its bin (looked up by
+    # the bin's position in the card's list of that attribute's bins), summed exactly as
+    # scoring does, in DECIMAL: equal bins give equal scores, ties stay ties.
+    by_attribute: dict[str, tuple[list[str], list[float]]] = {}
+    for (attribute, bin_), points in sorted(card.points.items()):
+        bins, values = by_attribute.setdefault(attribute, ([], []))
+        bins.append(bin_)
+        values.append(points)
+    params: dict[str, object] = {}
+    terms = ["0"]
+    for i, column in enumerate(c for c in bin_columns(con) if c in by_attribute):
+        params[f"bins{i}"], params[f"points{i}"] = by_attribute[column]
+        terms.append(
+            f"coalesce(CAST($points{i} AS DECIMAL(7, 2)[])"
+            f"[list_position($bins{i}, {quote_identifier(column)})], 0)"
+        )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE backtest_population AS
         WITH scores AS (
-            SELECT account_bins.account_id,
-                   greatest(0, least(100, $base + sum(points.points))) AS fit_score
-            FROM {BIN_TABLE} AS account_bins
-            INNER JOIN backtest_points AS points USING (attribute, bin)
-            GROUP BY account_bins.account_id
+            SELECT account_id,
+                   greatest(0, least(100, CAST($base AS DECIMAL(7, 2)) + {" + ".join(terms)}))
+                       AS fit_score
+            FROM {BIN_TABLE}
         ),
         facts_then AS (
             SELECT * FROM marts.fct_account_metrics WHERE as_of_date = $backtest_date
@@ -112,7 +120,7 @@ def run_backtest(
         INNER JOIN scores USING (account_id)
         LEFT JOIN facts_then USING (account_id)
         """,
-        {"base": card.base_points, "backtest_date": backtest_date, "as_of": as_of},
+        {**params, "base": card.base_points, "backtest_date": backtest_date, "as_of": as_of},
     )
     result = Backtest(backtest_date, "ok")
     open_then = "stage_then IN ('prospect', 'open_pipeline', 'not_yet')"

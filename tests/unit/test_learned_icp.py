@@ -28,15 +28,19 @@ from dagster_project.scoring.anti_icp import (
 )
 from dagster_project.scoring.config import ScoringConfig, load_scoring_config
 from dagster_project.scoring.learned import (
+    BIN_COUNT_TABLE,
     BIN_TABLE,
     LABEL_TABLE,
     LearnedSettings,
     NotEnoughCustomersError,
+    bin_customers,
     build_attribute_bins,
     fit_scorecard,
     label_customers,
+    long_bins_sql,
 )
 from dagster_project.scoring.pipeline import run_scoring
+from dagster_project.scoring.scorecard import learned_factor_points
 from dagster_project.scoring.segments import (
     CORE_SEGMENT,
     SEGMENT_TABLE,
@@ -158,6 +162,25 @@ def create_marts(con, accounts: list[dict], metrics: list[dict]) -> None:
         "(SELECT DISTINCT as_of_date FROM marts.fct_account_metrics) AS dates"
     )
     con.unregister("rows_view")
+
+
+def create_bins(con, bins: dict[str, dict[str, str]]) -> None:
+    """``account_bins`` from {account: {attribute: bin}}: one column per attribute, NULL where an
+    account has no bin of it; then ``customer_bins`` from it (labels first)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE long_bins (account_id VARCHAR, attribute VARCHAR, "
+        "bin VARCHAR)"
+    )
+    insert_rows(
+        con,
+        "long_bins",
+        [(a, attribute, b) for a, traits in bins.items() for attribute, b in traits.items()],
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {BIN_TABLE} AS "
+        "PIVOT long_bins ON attribute USING first(bin) GROUP BY account_id"
+    )
+    bin_customers(con)
 
 
 def insert_rows(con, table: str, rows: list[tuple]) -> None:
@@ -511,7 +534,7 @@ def _features(con, rows: list[tuple]) -> None:
 
 
 def _bins(con) -> dict[tuple[str, str], str]:
-    rows = con.execute(f"SELECT account_id, attribute, bin FROM {BIN_TABLE}").fetchall()
+    rows = con.execute(long_bins_sql()).fetchall()
     result = {(a, attribute): bin_ for a, attribute, bin_ in rows}
     assert len(result) == len(rows), "more than one bin for an account and attribute"
     return result
@@ -551,6 +574,18 @@ def test_bins_missing_unknown_other_and_skipped_attributes(con):
     # numbers are values too: 1 occurs 7 times, the rest are rare
     assert bins[("N1", "employee_count")] == "1"
     assert bins[("F0", "employee_count")] == "other"
+    # bin_counts: accounts per bin over all accounts, rare values counted as other
+    counts = {
+        (attribute, bin_): accounts
+        for attribute, bin_, accounts in con.execute(f"SELECT * FROM {BIN_COUNT_TABLE}").fetchall()
+    }
+    assert {b: n for (a, b), n in counts.items() if a == "industry"} == {
+        "fintech": 4,
+        "software": 3,
+        "other": 2,
+        "missing": 4,
+    }
+    assert sum(n for (a, _), n in counts.items() if a == "employee_count") == len(rows)
 
 
 def test_tech_stack_items_yes_no_missing(con):
@@ -651,7 +686,7 @@ def test_scorecard_rewards_the_value_of_the_best_and_anchors_medians(con):
     scores = dict(
         con.execute(
             f"""
-            SELECT account_id, sum(points) FROM {BIN_TABLE}
+            SELECT account_id, sum(points) FROM ({long_bins_sql()})
             INNER JOIN (SELECT unnest($a) AS attribute, unnest($b) AS bin, unnest($p) AS points)
                 USING (attribute, bin)
             GROUP BY account_id
@@ -681,7 +716,7 @@ def test_scorecard_anchors_follow_the_settings(con):
         attributes,
     )
     per_account = {}
-    for account_id, attribute, bin_ in con.execute(f"SELECT * FROM {BIN_TABLE}").fetchall():
+    for account_id, attribute, bin_ in con.execute(long_bins_sql()).fetchall():
         per_account[account_id] = (
             per_account.get(account_id, card.base_points) + card.points[(attribute, bin_)]
         )
@@ -834,17 +869,9 @@ def _labels_and_bins(con, accounts: dict[str, tuple[str, dict[str, str]]]) -> No
         f"CREATE OR REPLACE TEMP TABLE {LABEL_TABLE} (account_id VARCHAR, "
         "composite_score DOUBLE, outcome_label VARCHAR, worst_reasons VARCHAR[])"
     )
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {BIN_TABLE} (account_id VARCHAR, attribute VARCHAR, "
-        "bin VARCHAR)"
-    )
     labelled = [(a, label, []) for a, (label, _) in accounts.items() if label]
     insert_rows(con, LABEL_TABLE, [(a, 0.0, label, reasons) for a, label, reasons in labelled])
-    insert_rows(
-        con,
-        BIN_TABLE,
-        [(a, attr, b) for a, (_, bins) in accounts.items() for attr, b in bins.items()],
-    )
+    create_bins(con, {a: bins for a, (_, bins) in accounts.items()})
 
 
 SEGMENT_A = "industry=fintech & size_band=500-999"
@@ -930,6 +957,50 @@ def test_too_few_best_customers_are_one_core_segment(con):
     _labels_and_bins(con, accounts)
     segments = find_icp_segments(con, max_segments=3, min_silhouette=0.25, min_segment_share=0.2)
     assert segments == [IcpSegment(CORE_SEGMENT, 19, None)]
+
+
+def test_learned_points_keep_each_account_in_its_highest_segment_ties_to_the_first(con):
+    create_bins(
+        con,
+        {"A": {"industry": "fintech"}, "B": {"industry": "retail"}, "C": {"industry": "media"}},
+    )
+    con.execute(
+        "CREATE TEMP TABLE cards (icp_segment VARCHAR, attribute VARCHAR, bin VARCHAR, "
+        "points DECIMAL(7, 2), base_points DECIMAL(7, 2))"
+    )
+    insert_rows(
+        con,
+        "cards",
+        [
+            ("one", "industry", "fintech", Decimal("5"), Decimal("10")),
+            ("one", "industry", "retail", Decimal("1"), Decimal("10")),
+            ("two", "industry", "fintech", Decimal("1"), Decimal("12")),
+            ("two", "industry", "retail", Decimal("3.5"), Decimal("12")),
+        ],
+    )
+    learned_factor_points(con, "cards", ["two", "one"], "points")
+    rows = con.execute(
+        """
+        SELECT points.account_id, points.icp_segment, points.base_points,
+               list(catalogue.factor || ':' || catalogue.points ORDER BY catalogue.factor)
+                   FILTER (WHERE catalogue.factor IS NOT NULL)
+        FROM points
+        LEFT JOIN (SELECT account_id, unnest(factor_codes) AS factor_code FROM points) AS codes
+            USING (account_id)
+        LEFT JOIN points_catalogue AS catalogue USING (factor_code)
+        GROUP BY ALL ORDER BY 1
+        """
+    ).fetchall()
+    # A: 15 in one, 13 in two; B: 11 vs 15.5; C (media, in neither card): 10 vs 12.
+    assert rows == [
+        ("A", "one", Decimal("10.00"), ["industry=fintech:5.00"]),
+        ("B", "two", Decimal("12.00"), ["industry=retail:3.50"]),
+        ("C", "two", Decimal("12.00"), None),
+    ]
+    con.execute("UPDATE cards SET base_points = 10 WHERE icp_segment = 'two'")
+    learned_factor_points(con, "cards", ["two", "one"], "points")
+    segment_of = dict(con.execute("SELECT * FROM account_segments").fetchall())
+    assert segment_of == {"A": "one", "B": "two", "C": "two"}  # C: 10 = 10, the first listed
 
 
 @pytest.fixture(scope="module")
@@ -1039,14 +1110,7 @@ def anti_icp_con(con):
         "outcome_label VARCHAR, worst_reasons VARCHAR[])"
     )
     insert_rows(con, LABEL_TABLE, [(a, 0.0, label, reasons) for a, label, reasons in labels])
-    con.execute(
-        f"CREATE TEMP TABLE {BIN_TABLE} (account_id VARCHAR, attribute VARCHAR, bin VARCHAR)"
-    )
-    insert_rows(
-        con,
-        BIN_TABLE,
-        [(a, attribute, b) for a, traits in bins.items() for attribute, b in traits.items()],
-    )
+    create_bins(con, bins)
     return con, bins
 
 

@@ -133,6 +133,52 @@ def test_factor_points_add_up_to_score_and_explain_lists_them(tmp_path, con):
     assert ("score_bounds_0_100", Decimal("20.00")) in explanation.factors
 
 
+def test_factors_are_listed_largest_first_ties_by_name_base_last_zeros_left_out(tmp_path, con):
+    document = {
+        **CONFIG,
+        "base_points": 5,
+        "top_factors": 2,
+        "criteria": [
+            {
+                "name": "size",
+                "attribute": "employee_count",
+                "when": {"between": [100, 1000]},
+                "points": 20,
+            },
+            {
+                "name": "industry",
+                "attribute": "industry",
+                "when": {"eq": "software"},
+                "points": -20,
+            },
+            {"name": "nothing", "attribute": "industry", "when": {"eq": "software"}, "points": 0},
+            {
+                "name": "stack",
+                "attribute": "tech_stack",
+                "when": {"contains_any": ["dbt"]},
+                "points": 7.5,
+            },
+        ],
+    }
+    scores = _score(con, _write_config(tmp_path, document))
+
+    def listed(factors) -> list[tuple[str, Decimal]]:
+        return [(f["factor"], f["points"]) for f in factors]
+
+    # A4: 5 + 20 - 20 + 7.5; the two 20s by name, the zero criterion not listed.
+    assert scores["A4"][0] == Decimal("12.50")
+    assert listed(scores["A4"][6]) == [
+        ("industry", Decimal("-20.00")),
+        ("size", Decimal("20.00")),
+        ("stack", Decimal("7.50")),
+        ("base_points", Decimal("5.00")),
+    ]
+    assert listed(scores["A4"][5]) == [("industry", Decimal("-20.00")), ("size", Decimal("20.00"))]
+    # A2 earns nothing: base points alone, no top factor.
+    assert listed(scores["A2"][6]) == [("base_points", Decimal("5.00"))]
+    assert scores["A2"][5] == []
+
+
 def test_medium_tier_and_thresholds_from_config(tmp_path, con):
     document = {**CONFIG, "base_points": 0, "tiers": {"high": 90, "medium": 50}}
     scores = _score(con, _write_config(tmp_path, document))
