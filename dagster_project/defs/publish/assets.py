@@ -42,6 +42,7 @@ from dagster_project.publish.snapshot import (
     pii_problems,
     score_problems,
 )
+from dagster_project.sql import string_literal
 
 __all__ = ["PUBLISHED_MARTS", "published_marts", "published_marts_checks"]
 
@@ -105,8 +106,7 @@ def _published(warehouse: WarehouseResource) -> Iterator[tuple[duckdb.DuckDBPyCo
     """The warehouse (read-only) with the published file attached read-only as ``published``."""
     published_dir = published_dir_for(warehouse.path)
     with warehouse.connect(read_only=True) as con:
-        path = str(published_dir / DB_FILE).replace("'", "''")
-        con.execute(f"ATTACH '{path}' AS {_PUBLISHED} (READ_ONLY)")
+        con.execute(f"ATTACH {string_literal(published_dir / DB_FILE)} AS {_PUBLISHED} (READ_ONLY)")
         try:
             yield con, published_dir
         finally:
