@@ -24,3 +24,12 @@
 {% macro safe_ratio(numerator, denominator) -%}
     cast({{ numerator }} as {{ type_double() }}) / nullif({{ denominator }}, 0)
 {%- endmacro %}
+
+{#-
+    A sum of doubles that gives the same bits on every run. A float sum depends on the order
+    the engine's threads deliver rows, so a rerun could differ in the last digits; summing
+    as a DECIMAL (each term rounded to 10 decimal places) is exact and order-free.
+-#}
+{% macro exact_sum(expression) -%}
+    cast(sum(cast({{ expression }} as decimal(38, 10))) as {{ type_double() }})
+{%- endmacro %}

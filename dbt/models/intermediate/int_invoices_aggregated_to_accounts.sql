@@ -11,7 +11,7 @@ aggregated as (
     select
         account_id,
         coalesce(
-            sum(case when status = 'paid' then amount_usd end), 0
+            {{ exact_sum("case when status = 'paid' then amount_usd end") }}, 0
         ) as lifetime_revenue_usd,
         -- Issued: sent to the customer and not cancelled (void) or still a draft.
         count(

@@ -35,22 +35,21 @@ aggregated as (
         monthly.account_id,
         min(monthly.mrr_month) as first_mrr_month,
         count(case when monthly.mrr_usd > 0 then 1 end) as billed_months,
-        sum(monthly.mrr_usd) as cumulative_mrr_usd,
+        {{ exact_sum("monthly.mrr_usd") }} as cumulative_mrr_usd,
         coalesce(
-            sum(case when monthly.mrr_month = windows.current_month then monthly.mrr_usd end), 0
+            {{ exact_sum("case when monthly.mrr_month = windows.current_month then monthly.mrr_usd end") }},
+            0
         ) as mrr_usd,
         coalesce(
-            sum(case when monthly.mrr_month = windows.year_ago_month then monthly.mrr_usd end), 0
+            {{ exact_sum("case when monthly.mrr_month = windows.year_ago_month then monthly.mrr_usd end") }},
+            0
         ) as mrr_12_months_ago_usd,
         coalesce(
-            sum(
-                case
-                    when
-                        monthly.mrr_movement = 'expansion'
-                        and monthly.mrr_month >= windows.trailing_12_months_start
-                        then monthly.mrr_change_usd
-                end
-            ),
+            {{ exact_sum(
+                "case when monthly.mrr_movement = 'expansion'"
+                ~ " and monthly.mrr_month >= windows.trailing_12_months_start"
+                ~ " then monthly.mrr_change_usd end"
+            ) }},
             0
         ) as expansion_mrr_usd
     from monthly

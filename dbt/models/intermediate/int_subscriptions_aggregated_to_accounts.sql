@@ -11,7 +11,7 @@ aggregated as (
     select
         account_id,
         count(case when is_active then 1 end) as active_subscriptions,
-        coalesce(sum(case when is_active then mrr_usd end), 0) as current_mrr_usd,
+        coalesce({{ exact_sum("case when is_active then mrr_usd end") }}, 0) as current_mrr_usd,
         -- A trial is not a customer relationship yet; any other subscription is.
         count(case when status <> 'trialing' then 1 end) as customer_subscriptions,
         min(case when status <> 'trialing' then started_at end) as first_subscription_started_at,

@@ -171,24 +171,20 @@ aggregated as (
         count(case when is_retained_{{ months }}m then 1 end) as customers_retained_{{ months }}m,
         {%- endfor %}
         count(case when mrr_12_months_ago_usd > 0 then 1 end) as customers_12_months_ago,
-        sum(case when mrr_12_months_ago_usd > 0 then mrr_12_months_ago_usd end)
+        {{ exact_sum("case when mrr_12_months_ago_usd > 0 then mrr_12_months_ago_usd end") }}
             as mrr_12_months_ago_usd,
-        sum(case when mrr_12_months_ago_usd > 0 then current_mrr_usd end)
+        {{ exact_sum("case when mrr_12_months_ago_usd > 0 then current_mrr_usd end") }}
             as retained_mrr_usd,
-        sum(
-            case
-                when mrr_12_months_ago_usd > 0 and current_mrr_usd < mrr_12_months_ago_usd
-                    then current_mrr_usd
-                when mrr_12_months_ago_usd > 0 then mrr_12_months_ago_usd
-            end
-        ) as retained_mrr_without_expansion_usd,
+        {{ exact_sum(
+            "case when mrr_12_months_ago_usd > 0 then least(current_mrr_usd, mrr_12_months_ago_usd) end"
+        ) }} as retained_mrr_without_expansion_usd,
         {{ median('case when current_mrr_usd > 0 then current_mrr_usd end') }}
             as median_mrr_usd,
         sum(case when is_customer_ever then tickets_total end) as customer_tickets,
-        sum(case when is_customer_ever then cumulative_mrr_usd end) as cumulative_mrr_usd,
+        {{ exact_sum("case when is_customer_ever then cumulative_mrr_usd end") }} as cumulative_mrr_usd,
         sum(csat_responses) as csat_responses,
-        sum(avg_csat * csat_responses) as csat_points,
-        sum(case when is_customer_ever then lifetime_revenue_usd end)
+        {{ exact_sum("avg_csat * csat_responses") }} as csat_points,
+        {{ exact_sum("case when is_customer_ever then lifetime_revenue_usd end") }}
             as customer_lifetime_revenue_usd
     from cohort_grains
     group by segment_attribute, segment_value, grain_month, is_all_cohorts
