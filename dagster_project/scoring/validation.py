@@ -283,7 +283,9 @@ def _drift(con, config: ScoringConfig, as_of: date) -> list[tuple]:
                             / (SELECT count(*) FROM bucketed WHERE run = 'before'), 1e-4) AS before
             FROM bucketed GROUP BY bucket
         )
-        SELECT sum((now - before) * ln(now / before)) FROM shares
+        -- Summed in bucket order: a parallel sum of doubles may differ in the last bits
+        -- from one run to the next, and a rerun must reproduce its validation rows exactly.
+        SELECT list_sum(list((now - before) * ln(now / before) ORDER BY bucket)) FROM shares
         """,
         {"previous": previous},
     ).fetchone()[0]

@@ -62,6 +62,17 @@ def test_whole_graph_materializes_with_every_check_passing(pipeline_run):
     assert summary.rows_quarantined == 0, "the generator writes valid data"
 
 
+def test_a_successful_run_leaves_no_dbt_target_folders(pipeline_run):
+    """Each dbt invocation writes ~4 MB under dbt/target; nightly runs must not pile them up."""
+    from dagster_project.defs.transform.dbt import DBT_TARGET_ROOT
+
+    _, summary = pipeline_run
+    assert summary.success
+    left = [p.name for p in DBT_TARGET_ROOT.glob(f"*-{summary.run_id[:7]}-*")]
+    assert left == []
+    assert (DBT_TARGET_ROOT / "manifest.json").exists(), "the project's own manifest stays"
+
+
 def test_published_scores_satisfy_the_contract(pipeline_run):
     settings, summary = pipeline_run
     columns = dict(

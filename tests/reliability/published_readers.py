@@ -29,6 +29,7 @@ import duckdb
 __all__ = [
     "MODES",
     "ReaderProcess",
+    "finish_readers",
     "is_complete",
     "make_tiny_warehouse",
     "start_reader",
@@ -171,7 +172,9 @@ def _loop(mode: str, published: Path, out: Path, stop: Path) -> None:
     observe = _OBSERVERS[mode]
     observations: list[dict] = []
     ready = out.with_suffix(".ready")
-    while not stop.exists():
+    # A test that dies before touching the stop file must not leave readers spinning.
+    parent = os.getppid()
+    while not stop.exists() and os.getppid() == parent:
         started = time.time()
         try:
             obs = observe(published)
@@ -217,6 +220,23 @@ class ReaderProcess:
         if self.process.returncode != 0:
             raise RuntimeError(f"reader {self.mode} exited with {self.process.returncode}")
         return json.loads(self.out.read_text(encoding="utf-8"))["observations"]
+
+
+def finish_readers(readers: list[ReaderProcess]) -> dict[str, list[dict]]:
+    """Stop every reader, then collect each one's observations (mode -> observations); if one
+    cannot be collected, the others are still stopped before the error propagates."""
+    for reader in readers:
+        reader.stop.touch()
+    observed, errors = {}, []
+    for reader in readers:
+        try:
+            observed[reader.mode] = reader.finish()
+        except Exception as error:
+            reader.kill()
+            errors.append(f"{reader.mode}: {error}")
+    if errors:
+        raise RuntimeError("; ".join(errors))
+    return observed
 
 
 def start_reader(mode: str, published: Path, work: Path) -> ReaderProcess:

@@ -39,6 +39,7 @@ from dagster_project.publish import (
 )
 from tests.conftest import settings_for
 from tests.reliability.published_readers import (
+    finish_readers,
     is_complete,
     make_tiny_warehouse,
     start_reader,
@@ -197,9 +198,8 @@ def test_a_reader_process_never_sees_a_partial_version(tmp_path):
         for reader in readers:
             reader.kill()
         raise
-    for reader in readers:
-        observations = reader.finish()
-        _assert_complete_versions(observations, reader.mode)
+    for mode, observations in finish_readers(readers).items():
+        _assert_complete_versions(observations, mode)
         assert observations[-1]["version"] == versions[-1]
         assert observations[-1]["rows"] == 14
 
@@ -255,7 +255,7 @@ def _run_with_readers(published: Path, work: Path, run) -> tuple[object, dict[st
         seconds = time.perf_counter() - started
         time.sleep(0.5)  # a few reads after the run
     finally:
-        observed = {r.mode: r.finish() for r in readers}
+        observed = finish_readers(readers)
     print(
         f"{work.name}: run {seconds:.1f} s, reads per reader "
         + ", ".join(f"{m} {len(o)}" for m, o in observed.items())

@@ -240,3 +240,31 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path):
     lock = WarehouseLock(warehouse)
     lock.acquire("after-crash", timeout_seconds=2)
     lock.release()
+
+
+def test_stale_dbt_target_folders_are_pruned_and_recent_ones_kept(tmp_path):
+    """Failed dbt invocations keep their folder for a week; other files are never touched."""
+    import os
+    import time
+
+    from dagster_project.defs.transform.dbt import FAILED_TARGET_RETENTION, prune_stale_targets
+
+    now = time.time()
+    old = now - FAILED_TARGET_RETENTION.total_seconds() - 60
+    for name, mtime in {
+        "dbt_models-0123abc-4567def": old,  # a failed build, a week old
+        "89abcde": old,  # a context-free invocation (dbt_unit_tests without context)
+        "dbt_models-0123abc-fedcba9": now,  # recent: maybe another run's, in use
+        "compiled": old,  # dbt's own folder
+    }.items():
+        (tmp_path / name).mkdir()
+        os.utime(tmp_path / name, (mtime, mtime))
+    (tmp_path / "manifest.json").write_text("{}")
+    os.utime(tmp_path / "manifest.json", (old, old))
+
+    assert prune_stale_targets(tmp_path, now=now) == ["89abcde", "dbt_models-0123abc-4567def"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "compiled",
+        "dbt_models-0123abc-fedcba9",
+        "manifest.json",
+    ]

@@ -1,6 +1,9 @@
 """The dbt project as Dagster assets: each model an asset, each dbt test an asset check."""
 
 import json
+import re
+import shutil
+import time
 from collections.abc import Mapping
 from datetime import date, timedelta
 from pathlib import Path
@@ -10,6 +13,7 @@ import dagster as dg
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
+    DbtCliInvocation,
     DbtCliResource,
     DbtProject,
     dbt_assets,
@@ -30,10 +34,52 @@ from dagster_project.defs.resources import (
 from dagster_project.ingest.landing import export_dates
 from dagster_project.settings import PROJECT_ROOT
 
-__all__ = ["DBT_PROJECT", "dbt_models", "dbt_unit_tests", "ensure_manifest"]
+__all__ = [
+    "DBT_PROJECT",
+    "dbt_models",
+    "dbt_unit_tests",
+    "discard_target",
+    "ensure_manifest",
+    "prune_stale_targets",
+]
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
 DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+DBT_TARGET_ROOT = DBT_PROJECT_DIR / "target"
+#: dagster-dbt gives each invocation its own folder under target/: ``<op>-<run id>-<uuid>``
+#: (with a context) or ``<uuid>``, each part 7 hex digits.
+_INVOCATION_TARGET = re.compile(r"(?:\w+-[0-9a-f]{7}-)?[0-9a-f]{7}")
+#: A failed invocation's folder (its dbt.log, compiled SQL) is kept this long for debugging.
+FAILED_TARGET_RETENTION = timedelta(days=7)
+
+
+def discard_target(invocation: DbtCliInvocation) -> None:
+    """Remove a successful invocation's own target folder.
+
+    Each folder holds a manifest, compiled SQL and logs (about 4 MB): a nightly schedule
+    would otherwise fill the disk. A failed invocation's folder is left for debugging.
+    """
+    target = invocation.target_path.resolve()
+    if invocation.is_successful() and target.parent == DBT_TARGET_ROOT.resolve():
+        shutil.rmtree(target, ignore_errors=True)
+
+
+def prune_stale_targets(root: Path = DBT_TARGET_ROOT, now: float | None = None) -> list[str]:
+    """Remove invocation folders under ``root`` older than FAILED_TARGET_RETENTION; return
+    their names. Only stale ones: another run (another warehouse) may be using a recent one.
+    """
+    cutoff = (now or time.time()) - FAILED_TARGET_RETENTION.total_seconds()
+    removed = []
+    for folder in root.iterdir() if root.is_dir() else ():
+        if (
+            folder.is_dir()
+            and not folder.is_symlink()
+            and _INVOCATION_TARGET.fullmatch(folder.name)
+            and folder.stat().st_mtime < cutoff
+        ):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return sorted(removed)
 
 
 def _newest_source_mtime(project_dir: Path) -> float:
@@ -113,6 +159,8 @@ def dbt_models(
     """
     config = scoring_config.load()
     dates = run_dates(context)
+    if pruned := prune_stale_targets():
+        context.log.info(f"removed {len(pruned)} dbt target folders of failed builds")
     with retry_only_if_transient("dbt build"):
         yield from _build_dates(context, dbt, warehouse, landing, config, dates)
 
@@ -127,15 +175,18 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
             context.log.info(f"building the models as of {as_of} ({position + 1}/{len(dates)})")
             _build(dbt, [], as_of, warehouse)
     dbt_vars = {"as_of_date": dates[-1].isoformat(), "warehouse_path": warehouse.path}
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+    yield from invocation.stream()
+    discard_target(invocation)
 
 
 def _build(dbt: DbtCliResource, args: list[str], as_of: date, warehouse: WarehouseResource):
     """``dbt build`` as of ``as_of`` without reporting to Dagster; raises on any failure."""
     dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}
-    dbt.cli(
+    invocation = dbt.cli(
         ["build", *args, "--vars", json.dumps(dbt_vars)], manifest=DBT_PROJECT.manifest_path
     ).wait()
+    discard_target(invocation)
 
 
 def _unit_test_specs() -> dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, str]]:
@@ -179,6 +230,7 @@ def dbt_unit_tests(
         result["unique_id"]: result
         for result in invocation.get_artifact("run_results.json")["results"]
     }
+    discard_target(invocation)
     for key in context.selected_asset_check_keys:
         result = results.get(_UNIT_TESTS[key][1])
         yield dg.AssetCheckResult(
