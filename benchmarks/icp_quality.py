@@ -9,7 +9,9 @@ and the mean, each measure next to its target:
   analyst's baseline (one-hot logistic regression on the same best/worst labels, same run),
   their difference and ratio (no target: the baseline is context, not a bar);
 - anti-ICP precision (>= 0.80) and recall (>= 0.70) against the planted anti-ICP segment;
-- win rate of the high tier / win rate of the low tier on all closed opportunities (>= 3);
+- win rate of the high tier / win rate of the low tier on all closed opportunities (>= 3),
+  next to the same ratio for the planted ICP accounts / all others (the generator's own
+  contrast: what a perfect two-way split would show; a three-tier split can beat it);
 - the high tier's share of accounts (informational; the pipeline warns outside 5-15%);
 - the backtest AUC the pipeline itself wrote to ``marts.icp_validation`` (informational).
 
@@ -48,6 +50,7 @@ MEASURES: list[tuple[str, str, tuple[str, float] | None, str]] = [
     ("win rate high tier", "win_rate_high", None, "{:.3f}"),
     ("win rate low tier", "win_rate_low", None, "{:.3f}"),
     ("win rate high / low", "win_rate_ratio", (">=", 3.0), "{:.2f}"),
+    ("  planted ICP / rest (reference)", "planted_win_rate_ratio", None, "{:.2f}"),
     ("high tier share", "high_tier_share", None, "{:.3f}"),
     ("backtest AUC (icp_validation)", "backtest_auc", None, "{:.3f}"),
     ("pipeline seconds", "pipeline_seconds", None, "{:.0f}"),

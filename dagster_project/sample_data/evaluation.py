@@ -44,12 +44,28 @@ class IcpQuality:
     win_rate_high: float | None
     win_rate_low: float | None
     high_tier_share: float
+    #: Win rates of the planted ICP accounts and of all the others: what a perfect two-way
+    #: split would show, the reference for the tier ratio on this data.
+    win_rate_planted_icp: float | None
+    win_rate_planted_rest: float | None
 
     @property
     def win_rate_ratio(self) -> float | None:
-        if not self.win_rate_high or not self.win_rate_low:
-            return None
-        return self.win_rate_high / self.win_rate_low
+        return _ratio(self.win_rate_high, self.win_rate_low)
+
+    @property
+    def planted_win_rate_ratio(self) -> float | None:
+        return _ratio(self.win_rate_planted_icp, self.win_rate_planted_rest)
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    return numerator / denominator if numerator and denominator else None
+
+
+def _win_rate(rows: pd.DataFrame) -> float | None:
+    """Won / closed opportunities of the accounts in ``rows``."""
+    closed = rows["opportunities_won"].sum() + rows["opportunities_lost"].sum()
+    return float(rows["opportunities_won"].sum() / closed) if closed else None
 
 
 def evaluate_against_truth(warehouse: Path, landing: Path) -> IcpQuality:
@@ -75,20 +91,17 @@ def evaluate_against_truth(warehouse: Path, landing: Path) -> IcpQuality:
     is_icp = (scored["planted_segment"] == "icp").to_numpy()
     is_anti = (scored["planted_segment"] == "anti_icp").to_numpy()
     flagged = scored["is_anti_icp"].to_numpy()
-    win_rates = {}
-    for tier in ("high", "low"):
-        rows = scored[scored["fit_tier"] == tier]
-        closed = rows["opportunities_won"].sum() + rows["opportunities_lost"].sum()
-        win_rates[tier] = float(rows["opportunities_won"].sum() / closed) if closed else None
     return IcpQuality(
         accounts=len(scored),
         auc_fit_score=float(roc_auc_score(is_icp, scored["fit_score"])),
         auc_baseline=float(roc_auc_score(is_icp, _baseline_scores(scored, labels))),
         anti_icp_precision=float((flagged & is_anti).sum() / max(flagged.sum(), 1)),
         anti_icp_recall=float((flagged & is_anti).sum() / max(is_anti.sum(), 1)),
-        win_rate_high=win_rates["high"],
-        win_rate_low=win_rates["low"],
+        win_rate_high=_win_rate(scored[scored["fit_tier"] == "high"]),
+        win_rate_low=_win_rate(scored[scored["fit_tier"] == "low"]),
         high_tier_share=float((scored["fit_tier"] == "high").mean()),
+        win_rate_planted_icp=_win_rate(scored[is_icp]),
+        win_rate_planted_rest=_win_rate(scored[~is_icp]),
     )
 
 

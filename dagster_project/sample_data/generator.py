@@ -52,7 +52,7 @@ are near misses).
 Outcomes depend on the segment, and on a hidden *buying intent* in [0, 1], by probability
 only, so segments overlap but the signal is strong:
 
-* win probability of an opportunity: 0.55 ``icp``, 0.18 ``neutral``, 0.08 ``anti_icp``,
+* win probability of an opportunity: 0.55 ``icp``, 0.13 ``neutral``, 0.05 ``anti_icp``,
   plus 0.35 x (intent - 0.5), plus 0.08 for repeat opportunities; ``icp`` sales cycles are
   30 % shorter;
 * activities before an opportunity that is won are more often buying signals;
@@ -371,7 +371,7 @@ CREATE MACRO opp_created(account_created, first_offset, gap, account_num, seq) A
 -- Probability that an opportunity is won; activities use it too, so buying signals lead wins.
 CREATE MACRO win_probability(segment, intent, seq) AS
     greatest(0.02, least(0.95,
-        CASE segment WHEN 'icp' THEN 0.55 WHEN 'anti_icp' THEN 0.08 ELSE 0.18 END
+        CASE segment WHEN 'icp' THEN 0.55 WHEN 'anti_icp' THEN 0.05 ELSE 0.13 END
         + 0.35 * (intent - 0.5) + CASE WHEN seq > 1 THEN 0.08 ELSE 0 END));
 CREATE MACRO is_won_draw(segment, intent, account_num, seq) AS
     rnd('win', account_num, seq) < win_probability(segment, intent, seq);
