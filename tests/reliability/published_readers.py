@@ -20,6 +20,8 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -32,6 +34,7 @@ __all__ = [
     "finish_readers",
     "is_complete",
     "make_tiny_warehouse",
+    "running_readers",
     "start_reader",
 ]
 
@@ -220,6 +223,28 @@ class ReaderProcess:
         if self.process.returncode != 0:
             raise RuntimeError(f"reader {self.mode} exited with {self.process.returncode}")
         return json.loads(self.out.read_text(encoding="utf-8"))["observations"]
+
+
+@contextmanager
+def running_readers(
+    modes: Sequence[str], published: Path, work: Path, timeout: float = 60
+) -> Iterator[list[ReaderProcess]]:
+    """Start one reader per mode and wait until each has read a version; if anything fails
+    inside (or they never get there), every reader is killed. Collect with finish_readers."""
+    readers = [start_reader(mode, published, work) for mode in modes]
+    try:
+        deadline = time.monotonic() + timeout
+        while not all(r.ready for r in readers):
+            if exited := [r.mode for r in readers if r.process.poll() is not None]:
+                raise RuntimeError(f"readers exited early: {exited}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"readers never read a version: {[r.mode for r in readers]}")
+            time.sleep(0.05)
+        yield readers
+    except BaseException:
+        for reader in readers:
+            reader.kill()
+        raise
 
 
 def finish_readers(readers: list[ReaderProcess]) -> dict[str, list[dict]]:

@@ -77,7 +77,7 @@ from dagster_project.publish import (
 from dagster_project.run import INSTANCE_CONFIG, RunSummary, run_pipeline
 from dagster_project.settings import PROJECT_ROOT
 from tests.conftest import settings_for
-from tests.reliability.published_readers import finish_readers, is_complete, start_reader
+from tests.reliability.published_readers import finish_readers, is_complete, running_readers
 from tests.reliability.warehouse_diff import parquet_differences, table_differences
 
 pytestmark = pytest.mark.skipif(
@@ -456,16 +456,8 @@ def _leftovers(published: Path) -> list[str]:
 
 def _read_published(published: Path, work: Path) -> dict[str, list[dict]]:
     """Every reader mode, as an outside process, reads the published copy a few times."""
-    readers = [start_reader(mode, published, work) for mode in READER_MODES]
-    try:
-        deadline = time.monotonic() + READER_TIMEOUT_SECONDS
-        while not all(r.ready for r in readers) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        time.sleep(0.2)
-    except BaseException:
-        for reader in readers:
-            reader.kill()
-        raise
+    with running_readers(READER_MODES, published, work, READER_TIMEOUT_SECONDS) as readers:
+        time.sleep(0.2)  # a few reads each
     return finish_readers(readers)
 
 

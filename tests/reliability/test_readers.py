@@ -42,7 +42,7 @@ from tests.reliability.published_readers import (
     finish_readers,
     is_complete,
     make_tiny_warehouse,
-    start_reader,
+    running_readers,
 )
 
 D1, D2, D3 = date(2026, 11, 18), date(2026, 11, 19), date(2026, 11, 20)
@@ -184,20 +184,14 @@ def test_a_reader_process_never_sees_a_partial_version(tmp_path):
     warehouse, published = tmp_path / "warehouse.duckdb", tmp_path / "published"
     make_tiny_warehouse(warehouse, date(2026, 10, 31), accounts=3)
     _publish(warehouse, published)
-    readers = [start_reader(m, published, tmp_path / "readers") for m in READER_MODES[:2]]
-    _wait_until_ready(readers)
     versions = []
-    try:
+    with running_readers(READER_MODES[:2], published, tmp_path / "readers") as readers:
         for i in range(12):
             as_of = date(2026, 11, 1 + i)
             make_tiny_warehouse(warehouse, as_of, accounts=3 + i, score_version=f"v{i}")
             versions.append(_publish(warehouse, published).version)
             time.sleep(0.05)
         time.sleep(0.3)
-    except BaseException:
-        for reader in readers:
-            reader.kill()
-        raise
     for mode, observations in finish_readers(readers).items():
         _assert_complete_versions(observations, mode)
         assert observations[-1]["version"] == versions[-1]
@@ -222,22 +216,6 @@ def test_contact_pii_column_names():
 # Slow: real runs with reader processes looping
 
 
-def _wait_until_ready(readers, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    try:
-        while not all(r.ready for r in readers):
-            for r in readers:
-                if r.process.poll() is not None:
-                    raise RuntimeError(f"reader {r.mode} exited early")
-            if time.monotonic() > deadline:
-                raise TimeoutError("readers never read a first version")
-            time.sleep(0.05)
-    except BaseException:
-        for r in readers:
-            r.kill()
-        raise
-
-
 def _assert_complete_versions(observations: list[dict], mode: str) -> None:
     errors = [o["error"] for o in observations if "error" in o]
     assert errors == [], f"{mode}: {len(errors)} errors, e.g. {errors[:3]}"
@@ -247,15 +225,12 @@ def _assert_complete_versions(observations: list[dict], mode: str) -> None:
 
 
 def _run_with_readers(published: Path, work: Path, run) -> tuple[object, dict[str, list[dict]]]:
-    readers = [start_reader(mode, published, work) for mode in READER_MODES]
-    try:
-        _wait_until_ready(readers)
+    with running_readers(READER_MODES, published, work) as readers:
         started = time.perf_counter()
         summary = run()
         seconds = time.perf_counter() - started
         time.sleep(0.5)  # a few reads after the run
-    finally:
-        observed = finish_readers(readers)
+    observed = finish_readers(readers)
     print(
         f"{work.name}: run {seconds:.1f} s, reads per reader "
         + ", ".join(f"{m} {len(o)}" for m, o in observed.items())
