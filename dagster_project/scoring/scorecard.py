@@ -74,8 +74,11 @@ SITUATIONAL_BANDS = {
 }
 
 
-def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str]:
-    """Join firmographics and metrics into one row per account; returns column -> type.
+def build_features(
+    con: duckdb.DuckDBPyConnection, as_of: date, table: str = FEATURE_TABLE
+) -> dict[str, str]:
+    """Join firmographics and metrics into one row per account of ``as_of`` in the temp table
+    ``table``; returns column -> type.
 
     Firmographics are those known on ``as_of`` (``dim_accounts_history``); a column in both
     tables (``open_roles``) is taken from there.
@@ -100,7 +103,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
     metric_select += "".join(f", {band}" for band in bands)
     con.execute(
         f"""
-        CREATE OR REPLACE TEMP TABLE {FEATURE_TABLE} AS
+        CREATE OR REPLACE TEMP TABLE {quote_identifier(table)} AS
         SELECT accounts.*{metric_select}
         FROM marts.dim_accounts_history AS accounts
         LEFT JOIN marts.fct_account_metrics AS metrics
@@ -109,7 +112,7 @@ def build_features(con: duckdb.DuckDBPyConnection, as_of: date) -> dict[str, str
         """,
         {"as_of": as_of},
     )
-    return {row[0]: row[1] for row in con.execute(f"DESCRIBE {FEATURE_TABLE}").fetchall()}
+    return {row[0]: row[1] for row in con.execute(f"DESCRIBE {quote_identifier(table)}").fetchall()}
 
 
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:

@@ -24,12 +24,19 @@ from dagster_project.scoring.learned import (
     fit_scorecard,
     label_customers,
 )
-from dagster_project.scoring.scorecard import FEATURE_TABLE, HISTORY_TABLE, SCORED_TABLE
+from dagster_project.scoring.scorecard import (
+    FEATURE_TABLE,
+    HISTORY_TABLE,
+    SCORED_TABLE,
+    build_features,
+)
 from dagster_project.sql import quote_identifier, table_exists
 
 __all__ = ["Backtest", "run_backtest", "validate"]
 
 VALIDATION_TABLE = "icp_validation_rows"
+#: The features the backtest bins: as known at the backtest date (temp table).
+BACKTEST_FEATURE_TABLE = "backtest_features"
 #: The measure the blocking check reads: the high tier must beat the low tier on it.
 HIGH_BEATS_LOW = "high_tier_beats_low_tier"
 
@@ -58,8 +65,9 @@ def run_backtest(
 
     The population is every account that was a prospect or open pipeline at the backtest
     date, or did not exist yet; the outcome is being a customer at ``as_of`` (won and
-    retained). Firmographics are today's: the warehouse keeps facts, not firmographics, per
-    date (see docs/scoring.md, limits).
+    retained). Accounts are binned on the firmographics known at the backtest date
+    (``dim_accounts_history``); one that did not exist yet on the ones it first had in the
+    warehouse, today's.
     """
     facts_then = con.execute(
         "SELECT count(*) FROM marts.fct_account_metrics WHERE as_of_date = $date",
@@ -72,7 +80,12 @@ def run_backtest(
             f"no facts for {backtest_date} in marts.fct_account_metrics (backfill that date)",
         )
     label_customers(con, config.learned, backtest_date)
-    attributes = build_attribute_bins(con, config.learned, FEATURE_TABLE)
+    build_features(con, backtest_date, BACKTEST_FEATURE_TABLE)
+    con.execute(
+        f"INSERT INTO {BACKTEST_FEATURE_TABLE} BY NAME SELECT * FROM {FEATURE_TABLE} "
+        f"WHERE account_id NOT IN (SELECT account_id FROM {BACKTEST_FEATURE_TABLE})"
+    )
+    attributes = build_attribute_bins(con, config.learned, BACKTEST_FEATURE_TABLE)
     try:
         card = fit_scorecard(con, config.learned, attributes)
     except NotEnoughCustomersError as error:

@@ -67,7 +67,7 @@ def _defs(landing: Path, tmp_path: Path, **overrides) -> dg.Definitions:
 
 
 def _evaluate_schedule(defs, instance, when: datetime):
-    schedule = defs.get_schedule_def(SCHEDULE_NAME)
+    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     with dg.build_schedule_context(
         instance=instance, scheduled_execution_time=when, repository_def=defs.get_repository_def()
     ) as context:
@@ -75,7 +75,7 @@ def _evaluate_schedule(defs, instance, when: datetime):
 
 
 def _evaluate_sensor(defs, instance, cursor: str | None = None):
-    sensor = defs.get_sensor_def(SENSOR_NAME)
+    sensor = defs.resolve_sensor_def(SENSOR_NAME)
     with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs) as context:
         return sensor.evaluate_tick(context)
 
@@ -94,7 +94,7 @@ def test_the_required_files_or_the_marker_make_a_folder_complete(landing):
 
 def test_schedule_scores_the_newest_complete_export_of_the_night(landing, module_dir):
     defs = _defs(landing, module_dir, schedule_cron="30 1 * * *", timezone="Europe/Berlin")
-    schedule = defs.get_schedule_def(SCHEDULE_NAME)
+    schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("30 1 * * *", "Europe/Berlin")
     assert schedule.job_name == FULL_RUN_JOB
     _export(landing, "2026-11-19")

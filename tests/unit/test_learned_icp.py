@@ -1277,3 +1277,64 @@ def test_learned_run_without_funding_and_hiring_columns(tmp_path, con):
     run = run_scoring(con, load_config(tmp_path, "learned"), AS_OF, SCORED_AT)
     assert run.fallback_reason is None
     assert con.execute("SELECT count(*) FROM icp_profile_rows").fetchone()[0] > 0
+
+
+def test_the_backtest_bins_accounts_on_the_firmographics_of_its_date(tmp_path, con):
+    """The backtest fits and scores on what was known at the backtest date, not today.
+
+    At the backtest date the great customers are fintech and the fast churners retail; since
+    then every customer changed industry (great ones to retail, churners to fintech), while
+    the prospects kept theirs. The fintech prospects were won and kept, the retail ones not.
+    Binned on the firmographics of the backtest date the backtest ranks the won prospects
+    first (AUC 1); binned on today's it would learn "retail is best" and rank them last."""
+    from datetime import timedelta
+
+    from dagster_project.scoring.scorecard import build_features
+    from dagster_project.scoring.validation import run_backtest
+
+    config = load_config(tmp_path, "learned")
+    then = AS_OF - timedelta(days=config.validation.backtest_days)
+    history, metrics = [], []
+
+    def add(account_id: str, industry_then: str, industry_now: str, then_row, now_row) -> None:
+        for day, industry in ((then, industry_then), (AS_OF, industry_now)):
+            history.append({"as_of_date": day, **account(account_id, industry=industry)})
+        metrics.extend([then_row, now_row])
+
+    for i in range(40):
+        great = {"tenure": 30 + i, "nrr": 1.2 + i / 100, "csat": 4.5, "tickets": 0.1}
+        add(
+            f"G{i:02d}", "fintech", "retail",
+            customer_metrics(f"G{i:02d}", as_of=then, **great),
+            customer_metrics(f"G{i:02d}", as_of=AS_OF, **great),
+        )  # fmt: skip
+    for i in range(20):
+        churned = {"stage": "churned", "churned": True, "fast_churn": True, "tenure": 8}
+        churned |= {"nrr": 0.0, "grr": 0.0, "csat": 1.5, "tickets": 9.0, "expansion": 0.0}
+        add(
+            f"C{i:02d}", "retail", "fintech",
+            customer_metrics(f"C{i:02d}", as_of=then, **churned),
+            customer_metrics(f"C{i:02d}", as_of=AS_OF, **churned),
+        )  # fmt: skip
+    for i in range(20):
+        for prefix, industry, stage_now in (
+            ("W", "fintech", "customer"),
+            ("L", "retail", "prospect"),
+        ):
+            account_id = f"{prefix}{i:02d}"
+            add(
+                account_id, industry, industry,
+                customer_metrics(account_id, stage="prospect", tenure=None, as_of=then),
+                customer_metrics(account_id, stage=stage_now, tenure=2, as_of=AS_OF),
+            )  # fmt: skip
+    con.register("history_rows", pa.Table.from_pylist(history))
+    con.execute("CREATE TABLE marts.dim_accounts_history AS SELECT * FROM history_rows")
+    con.register("metric_rows", pa.Table.from_pylist(metrics, schema=METRIC_SCHEMA))
+    con.execute("CREATE TABLE marts.fct_account_metrics AS SELECT * FROM metric_rows")
+
+    build_features(con, AS_OF)
+    backtest = run_backtest(con, config, AS_OF, then)
+
+    assert backtest.status == "ok", backtest.detail
+    assert backtest.measures["backtest_accounts"] == 40
+    assert backtest.measures["backtest_auc_won_and_retained"] == 1.0
