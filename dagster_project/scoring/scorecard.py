@@ -20,6 +20,7 @@ config bound as a parameter and every attribute name checked against the feature
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime
 
 import duckdb
@@ -38,11 +39,13 @@ __all__ = [
     "configured_anti_icp_sql",
     "FEATURE_TABLE",
     "SCORED_TABLE",
+    "SqlParams",
     "build_features",
     "learned_factor_points",
     "publish_scores",
     "rule_factor_points",
     "score_accounts",
+    "scorecard_total_sql",
 ]
 
 FEATURE_TABLE = "scoring_features"
@@ -124,7 +127,7 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [name for (name,) in rows]
 
 
-class _Params:
+class SqlParams:
     """Collects bound parameters under generated names."""
 
     def __init__(self) -> None:
@@ -136,7 +139,21 @@ class _Params:
         return f"${name}"
 
 
-def _condition_sql(condition: Condition, column_types: dict[str, str], params: _Params) -> str:
+def scorecard_total_sql(
+    base_points: float, card: Mapping[str, tuple[list[str], list[float]]], params: SqlParams
+) -> str:
+    """SQL for the score of a row of ``account_bins`` on one scorecard: ``base_points`` plus,
+    per bin column of ``card`` (column -> its bins and their points), the points of the row's
+    bin, 0 for a bin the card lacks. Exact in DECIMAL(7, 2), as the card's points are, so equal
+    bins give equal totals and ties stay ties."""
+    return f"CAST({params.bind(base_points)} AS DECIMAL(7, 2))" + "".join(
+        f" + coalesce(CAST({params.bind(points)} AS DECIMAL(7, 2)[])"
+        f"[list_position({params.bind(bins)}, {BIN_TABLE}.{quote_identifier(column)})], 0)"
+        for column, (bins, points) in card.items()
+    )
+
+
+def _condition_sql(condition: Condition, column_types: dict[str, str], params: SqlParams) -> str:
     """SQL that is true when the condition holds (NULL attribute: false)."""
     if condition.attribute not in column_types:
         raise ScoringConfigError(
@@ -213,7 +230,7 @@ def rule_factor_points(
     """Write ``table`` (account_id, factor_codes, base_points) and its catalogue: one factor
     per criterion of the config, earned when its condition holds, and the config's base
     points, for every account."""
-    params = _Params()
+    params = SqlParams()
     codes = [
         f"CASE WHEN {_condition_sql(criterion.condition, column_types, params)} THEN {code} END"
         for code, criterion in enumerate(config.criteria, start=1)
@@ -269,7 +286,7 @@ def learned_factor_points(
     if not any(segment in base for segment in segments):
         raise ValueError(f"{scorecard_table} holds no scorecard of the segments {segments}")
     segments = [segment for segment in segments if segment in base]
-    params = _Params()
+    params = SqlParams()
     position = {
         (segment, column): f"list_position({params.bind(bins[(segment, column)])}, "
         f"{BIN_TABLE}.{quote_identifier(column)})"
@@ -283,12 +300,12 @@ def learned_factor_points(
         return f"list_filter(CAST([{', '.join(items)}] AS BIGINT[]), lambda code: code IS NOT NULL)"
 
     def total(segment: str) -> str:
-        # Exact: DECIMAL points, as in the card.
-        return f"CAST({params.bind(base[segment])} AS DECIMAL(7, 2))" + "".join(
-            f" + coalesce(CAST({params.bind(points[key])} AS DECIMAL(7, 2)[])[{sql}], 0)"
-            for key, sql in position.items()
-            if key[0] == segment
-        )
+        card = {
+            column: (bins[(s, column)], points[(s, column)])
+            for s, column in position
+            if s == segment
+        }
+        return scorecard_total_sql(base[segment], card, params)
 
     if len(segments) == 1:
         totals, chosen = "", params.bind(segments[0])
@@ -382,7 +399,7 @@ def configured_anti_icp_sql(
     config: ScoringConfig, column_types: dict[str, str]
 ) -> tuple[str, dict[str, object]]:
     """(account_id, reason_code) for the config's knock-out rules, with its parameters."""
-    params = _Params()
+    params = SqlParams()
     selects = [
         f"SELECT account_id, CAST({params.bind(rule.code)} AS VARCHAR) AS reason_code "
         f"FROM {FEATURE_TABLE} WHERE {_condition_sql(rule.condition, column_types, params)}"
@@ -503,7 +520,7 @@ def score_accounts(
     # nothing, so the rows keep their order.
     con.execute(f"SET VARIABLE {_ITEMS_VARIABLE} = (SELECT factor_of_rank FROM factor_ranks)")
     items = f"getvariable('{_ITEMS_VARIABLE}')"
-    params = _Params()
+    params = SqlParams()
     high, medium = params.bind(config.high_threshold), params.bind(config.medium_threshold)
     routes = {key: params.bind(value) for key, value in config.routes.items()}
     top_count = params.bind(config.top_factor_count)

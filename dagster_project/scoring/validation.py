@@ -28,9 +28,11 @@ from dagster_project.scoring.scorecard import (
     FEATURE_TABLE,
     HISTORY_TABLE,
     SCORED_TABLE,
+    SqlParams,
     build_features,
+    scorecard_total_sql,
 )
-from dagster_project.sql import quote_identifier, table_exists
+from dagster_project.sql import table_exists
 
 __all__ = ["Backtest", "run_backtest", "validate"]
 
@@ -90,30 +92,23 @@ def run_backtest(
         card = fit_scorecard(con, config.learned, attributes)
     except NotEnoughCustomersError as error:
         return Backtest(backtest_date, "skipped", str(error))
-    # An account's score: the base plus, per attribute, the points of its bin (looked up by
-    # the bin's position in the card's list of that attribute's bins), summed exactly as
-    # scoring does, in DECIMAL: equal bins give equal scores, ties stay ties.
-    by_attribute: dict[str, tuple[list[str], list[float]]] = {}
+    # Scored exactly as the live scoring scores a learned scorecard.
+    card_by_column: dict[str, tuple[list[str], list[float]]] = {}
     for (attribute, bin_), points in sorted(card.points.items()):
-        bins, values = by_attribute.setdefault(attribute, ([], []))
+        bins, values = card_by_column.setdefault(attribute, ([], []))
         bins.append(bin_)
         values.append(points)
-    params: dict[str, object] = {}
-    terms = ["0"]
-    for i, column in enumerate(c for c in bin_columns(con) if c in by_attribute):
-        params[f"bins{i}"], params[f"points{i}"] = by_attribute[column]
-        terms.append(
-            f"coalesce(CAST($points{i} AS DECIMAL(7, 2)[])"
-            f"[list_position($bins{i}, {quote_identifier(column)})], 0)"
-        )
+    params = SqlParams()
+    total = scorecard_total_sql(
+        card.base_points,
+        {column: card_by_column[column] for column in bin_columns(con) if column in card_by_column},
+        params,
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE backtest_population AS
         WITH scores AS (
-            SELECT account_id,
-                   greatest(0, least(100, CAST($base AS DECIMAL(7, 2)) + {" + ".join(terms)}))
-                       AS fit_score
-            FROM {BIN_TABLE}
+            SELECT account_id, greatest(0, least(100, {total})) AS fit_score FROM {BIN_TABLE}
         ),
         facts_then AS (
             SELECT * FROM marts.fct_account_metrics WHERE as_of_date = $backtest_date
@@ -133,7 +128,7 @@ def run_backtest(
         INNER JOIN scores USING (account_id)
         LEFT JOIN facts_then USING (account_id)
         """,
-        {**params, "base": card.base_points, "backtest_date": backtest_date, "as_of": as_of},
+        {**params.values, "backtest_date": backtest_date, "as_of": as_of},
     )
     result = Backtest(backtest_date, "ok")
     open_then = "stage_then IN ('prospect', 'open_pipeline', 'not_yet')"

@@ -1296,36 +1296,37 @@ def test_the_backtest_bins_accounts_on_the_firmographics_of_its_date(tmp_path, c
     then = AS_OF - timedelta(days=config.validation.backtest_days)
     history, metrics = [], []
 
-    def add(account_id: str, industry_then: str, industry_now: str, then_row, now_row) -> None:
-        for day, industry in ((then, industry_then), (AS_OF, industry_now)):
+    def add(
+        account_id: str,
+        industry_then: str,
+        industry_now: str,
+        facts_then: dict,
+        facts_now: dict | None = None,
+    ) -> None:
+        """An account on both dates; its facts are the same on both unless ``facts_now``."""
+        for day, industry, facts in (
+            (then, industry_then, facts_then),
+            (AS_OF, industry_now, facts_now or facts_then),
+        ):
             history.append({"as_of_date": day, **account(account_id, industry=industry)})
-        metrics.extend([then_row, now_row])
+            metrics.append(customer_metrics(account_id, as_of=day, **facts))
 
     for i in range(40):
         great = {"tenure": 30 + i, "nrr": 1.2 + i / 100, "csat": 4.5, "tickets": 0.1}
-        add(
-            f"G{i:02d}", "fintech", "retail",
-            customer_metrics(f"G{i:02d}", as_of=then, **great),
-            customer_metrics(f"G{i:02d}", as_of=AS_OF, **great),
-        )  # fmt: skip
+        add(f"G{i:02d}", "fintech", "retail", great)
+    churned = {"stage": "churned", "churned": True, "fast_churn": True, "tenure": 8}
+    churned |= {"nrr": 0.0, "grr": 0.0, "csat": 1.5, "tickets": 9.0, "expansion": 0.0}
     for i in range(20):
-        churned = {"stage": "churned", "churned": True, "fast_churn": True, "tenure": 8}
-        churned |= {"nrr": 0.0, "grr": 0.0, "csat": 1.5, "tickets": 9.0, "expansion": 0.0}
-        add(
-            f"C{i:02d}", "retail", "fintech",
-            customer_metrics(f"C{i:02d}", as_of=then, **churned),
-            customer_metrics(f"C{i:02d}", as_of=AS_OF, **churned),
-        )  # fmt: skip
+        add(f"C{i:02d}", "retail", "fintech", churned)
     for i in range(20):
         for prefix, industry, stage_now in (
             ("W", "fintech", "customer"),
             ("L", "retail", "prospect"),
         ):
-            account_id = f"{prefix}{i:02d}"
             add(
-                account_id, industry, industry,
-                customer_metrics(account_id, stage="prospect", tenure=None, as_of=then),
-                customer_metrics(account_id, stage=stage_now, tenure=2, as_of=AS_OF),
+                f"{prefix}{i:02d}", industry, industry,
+                {"stage": "prospect", "tenure": None},
+                {"stage": stage_now, "tenure": 2},
             )  # fmt: skip
     con.register("history_rows", pa.Table.from_pylist(history))
     con.execute("CREATE TABLE marts.dim_accounts_history AS SELECT * FROM history_rows")
