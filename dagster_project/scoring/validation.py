@@ -155,7 +155,9 @@ def run_backtest(
     for decile, rate, mean_score in con.execute(
         f"""
         SELECT decile, avg(outcome), avg(fit_score) FROM (
-            SELECT ntile(10) OVER (ORDER BY fit_score) AS decile, fit_score,
+            -- Ties broken by account: ntile splits equal scores by row order otherwise,
+            -- and a rerun must give the same deciles.
+            SELECT ntile(10) OVER (ORDER BY fit_score, account_id) AS decile, fit_score,
                    CAST(stage_now = 'customer' AS DOUBLE) AS outcome
             FROM backtest_population WHERE {open_then}
         ) GROUP BY decile ORDER BY decile

@@ -1279,20 +1279,13 @@ def test_learned_run_without_funding_and_hiring_columns(tmp_path, con):
     assert con.execute("SELECT count(*) FROM icp_profile_rows").fetchone()[0] > 0
 
 
-def test_the_backtest_bins_accounts_on_the_firmographics_of_its_date(tmp_path, con):
-    """The backtest fits and scores on what was known at the backtest date, not today.
+def _backtest_marts(con, config, tied_prospects: int = 0, reverse: bool = False) -> date:
+    """Marts for a backtest (see the test below); returns the backtest date.
 
-    At the backtest date the great customers are fintech and the fast churners retail; since
-    then every customer changed industry (great ones to retail, churners to fintech), while
-    the prospects kept theirs. The fintech prospects were won and kept, the retail ones not.
-    Binned on the firmographics of the backtest date the backtest ranks the won prospects
-    first (AUC 1); binned on today's it would learn "retail is best" and rank them last."""
+    ``tied_prospects`` more fintech prospects, every other one won, all with the firmographics
+    of the won ones (so their scores tie); ``reverse`` writes the rows in reverse order."""
     from datetime import timedelta
 
-    from dagster_project.scoring.scorecard import build_features
-    from dagster_project.scoring.validation import run_backtest
-
-    config = load_config(tmp_path, "learned")
     then = AS_OF - timedelta(days=config.validation.backtest_days)
     history, metrics = [], []
 
@@ -1318,20 +1311,40 @@ def test_the_backtest_bins_accounts_on_the_firmographics_of_its_date(tmp_path, c
     churned |= {"nrr": 0.0, "grr": 0.0, "csat": 1.5, "tickets": 9.0, "expansion": 0.0}
     for i in range(20):
         add(f"C{i:02d}", "retail", "fintech", churned)
-    for i in range(20):
-        for prefix, industry, stage_now in (
-            ("W", "fintech", "customer"),
-            ("L", "retail", "prospect"),
-        ):
-            add(
-                f"{prefix}{i:02d}", industry, industry,
-                {"stage": "prospect", "tenure": None},
-                {"stage": stage_now, "tenure": 2},
-            )  # fmt: skip
+    prospects = [(f"{p}{i:02d}", ind, stage) for i in range(20) for p, ind, stage in (
+        ("W", "fintech", "customer"), ("L", "retail", "prospect"))]  # fmt: skip
+    prospects += [
+        (f"T{i:02d}", "fintech", "customer" if i % 2 else "prospect") for i in range(tied_prospects)
+    ]
+    for account_id, industry, stage_now in prospects:
+        add(
+            account_id, industry, industry,
+            {"stage": "prospect", "tenure": None},
+            {"stage": stage_now, "tenure": 2},
+        )  # fmt: skip
+    if reverse:
+        history.reverse()
+        metrics.reverse()
     con.register("history_rows", pa.Table.from_pylist(history))
     con.execute("CREATE TABLE marts.dim_accounts_history AS SELECT * FROM history_rows")
     con.register("metric_rows", pa.Table.from_pylist(metrics, schema=METRIC_SCHEMA))
     con.execute("CREATE TABLE marts.fct_account_metrics AS SELECT * FROM metric_rows")
+    return then
+
+
+def test_the_backtest_bins_accounts_on_the_firmographics_of_its_date(tmp_path, con):
+    """The backtest fits and scores on what was known at the backtest date, not today.
+
+    At the backtest date the great customers are fintech and the fast churners retail; since
+    then every customer changed industry (great ones to retail, churners to fintech), while
+    the prospects kept theirs. The fintech prospects were won and kept, the retail ones not.
+    Binned on the firmographics of the backtest date the backtest ranks the won prospects
+    first (AUC 1); binned on today's it would learn "retail is best" and rank them last."""
+    from dagster_project.scoring.scorecard import build_features
+    from dagster_project.scoring.validation import run_backtest
+
+    config = load_config(tmp_path, "learned")
+    then = _backtest_marts(con, config)
 
     build_features(con, AS_OF)
     backtest = run_backtest(con, config, AS_OF, then)
@@ -1339,3 +1352,23 @@ def test_the_backtest_bins_accounts_on_the_firmographics_of_its_date(tmp_path, c
     assert backtest.status == "ok", backtest.detail
     assert backtest.measures["backtest_accounts"] == 40
     assert backtest.measures["backtest_auc_won_and_retained"] == 1.0
+
+
+def test_backtest_measures_do_not_depend_on_row_order(tmp_path):
+    """Calibration deciles split tied scores the same way whatever order the rows come in: a
+    rerun must reproduce icp_validation exactly. 60 tied prospects, half won, straddle several
+    deciles."""
+    from dagster_project.scoring.scorecard import build_features
+    from dagster_project.scoring.validation import run_backtest
+
+    config = load_config(tmp_path, "learned")
+    measures = []
+    for reverse in (False, True):
+        with duckdb.connect() as con:
+            con.execute("CREATE SCHEMA marts")
+            then = _backtest_marts(con, config, tied_prospects=60, reverse=reverse)
+            build_features(con, AS_OF)
+            backtest = run_backtest(con, config, AS_OF, then)
+            assert backtest.status == "ok", backtest.detail
+            measures.append(backtest.measures)
+    assert measures[0] == measures[1]
