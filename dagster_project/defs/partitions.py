@@ -88,7 +88,13 @@ def retry_only_if_transient(step: str) -> Iterator[None]:
     naming the step and the error."""
     try:
         yield
-    except dg.Failure:
+    except dg.Failure as failure:
+        # dagster-dbt's DagsterDbtCliRuntimeError is a Failure that allows retries: a model
+        # that does not compile would be run three more times, minutes apart.
+        if failure.allow_retries and not is_transient(failure):
+            raise dg.Failure(
+                description=failure.description, metadata=failure.metadata, allow_retries=False
+            ) from failure
         raise
     except Exception as error:
         if is_transient(error):

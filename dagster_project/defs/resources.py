@@ -13,6 +13,7 @@ from dagster_dbt import DbtCliResource
 from pydantic import PrivateAttr
 
 from dagster_project.defs.locking import WarehouseLock
+from dagster_project.defs.project import DBT_PROJECT, dbt_executable
 from dagster_project.scoring.config import ScoringConfig, load_scoring_config
 from dagster_project.settings import Settings
 
@@ -86,8 +87,6 @@ class ScoringConfigResource(dg.ConfigurableResource):
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Resources for ``settings``, as passed to ``Definitions``."""
-    from dagster_project.defs.transform.dbt import DBT_PROJECT
-
     return {
         "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
         "landing": LandingZoneResource(
@@ -95,5 +94,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             max_export_age_days=settings.max_export_age_days,
         ),
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT),
+        "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable()),
     }
+

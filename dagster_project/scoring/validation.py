@@ -255,13 +255,14 @@ def _high_beats_low(con, backtest: Backtest | None) -> tuple:
     if high is None or low is None:
         return (HIGH_BEATS_LOW, None, None, "skipped", f"{basis}; a tier is empty")
     ratio = high / low if low else float("inf")
-    return (
-        HIGH_BEATS_LOW,
-        ratio,
-        1.0,
-        "ok" if high > low else "fail",
-        f"{basis}: high {high:.3f} vs low {low:.3f}",
-    )
+    if backtest is not None and backtest.status == "ok":
+        status = "ok" if high > low else "fail"
+    else:
+        # In sample the score is judged on the customers it was fitted to (or, for hand-set
+        # rules, on labels that share nothing with the points): neither proof nor disproof,
+        # so it never passes as evidence and never blocks a run that has no history.
+        status = "unverified" if high > low else "warn"
+    return (HIGH_BEATS_LOW, ratio, 1.0, status, f"{basis}: high {high:.3f} vs low {low:.3f}")
 
 
 def _drift(con, config: ScoringConfig, as_of: date) -> list[tuple]:

@@ -13,6 +13,7 @@ import time
 import dagster as dg
 import duckdb
 import pytest
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
 from dagster_project.defs.partitions import is_transient, retry_only_if_transient
 from dagster_project.run import retry_cause, run_pipeline
@@ -49,6 +50,17 @@ def test_only_transient_errors_reach_the_retry_policy():
             raise KeyError("fit_score")
     assert failure.value.allow_retries is False
     assert "scoring failed: KeyError" in failure.value.description
+
+    # dagster-dbt's errors are Failures that allow retries: a model that does not compile
+    # must fail at once, a locked warehouse file still retries.
+    with pytest.raises(dg.Failure) as failure:
+        with retry_only_if_transient("dbt build"):
+            raise DagsterDbtCliRuntimeError("Binder Error: Referenced table not found")
+    assert failure.value.allow_retries is False
+    with pytest.raises(DagsterDbtCliRuntimeError) as failure:
+        with retry_only_if_transient("dbt build"):
+            raise DagsterDbtCliRuntimeError('IO Error: Could not set lock on file "w.duckdb"')
+    assert failure.value.allow_retries is True
 
 
 @pytest.mark.slow

@@ -17,9 +17,10 @@ from dagster_project.defs.partitions import (
     run_dates,
 )
 from dagster_project.defs.resources import LandingZoneResource, WarehouseResource
-from dagster_project.ingest.contracts import EntityContract, load_contracts, to_pandera_ibis_schema
+from dagster_project.ingest.contracts import EntityContract, load_contracts
 from dagster_project.ingest.landing import LandingError, freshness_findings
 from dagster_project.ingest.loader import QUARANTINE_TABLE, IngestResult, ingest_entity
+from dagster_project.ingest.raw_validation import raw_contract_failures
 
 __all__ = ["build_ingest_assets", "landing_is_fresh", "raw_asset_key"]
 
@@ -84,7 +85,7 @@ def _build_ingest_asset(
                 result = ingest_entity(con, contract, landing.root_path, as_of)
             except LandingError as error:
                 raise data_error(f"ingest of {contract.name} failed: {error}") from error
-            contract_failures = _pandera_failures(con, contract)
+            contract_failures = raw_contract_failures(con, contract)
         context.log.info(
             f"{contract.name}: {result.rows_read} rows read, {result.rows_loaded} loaded, "
             f"{result.rows_quarantined} quarantined from {len(result.files)} file(s)"
@@ -128,23 +129,6 @@ def _reconcile_check_result(key: dg.AssetKey, result: IngestResult) -> dg.AssetC
             "files_not_reconciling": unreconciled,
         },
     )
-
-
-def _pandera_failures(con, contract: EntityContract) -> list[str]:
-    """Failure cases of the pandera contract on the loaded raw table (empty when valid)."""
-    import ibis
-    import pandera.errors
-
-    table = ibis.duckdb.from_connection(con).table(contract.raw_table, database="raw")
-    try:
-        to_pandera_ibis_schema(contract).validate(table, lazy=True)
-    except pandera.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-        return [
-            f"{row['column']}: {row['check']} ({row['failure_case']})"
-            for _, row in cases.head(100).iterrows()
-        ]
-    return []
 
 
 @dg.asset_check(

@@ -26,13 +26,13 @@ from dagster_project.defs.partitions import (
     retry_only_if_transient,
     run_dates,
 )
+from dagster_project.defs.project import DBT_PROJECT, DBT_PROJECT_DIR, dbt_executable
 from dagster_project.defs.resources import (
     LandingZoneResource,
     ScoringConfigResource,
     WarehouseResource,
 )
 from dagster_project.ingest.landing import export_dates
-from dagster_project.settings import PROJECT_ROOT
 
 __all__ = [
     "DBT_PROJECT",
@@ -43,8 +43,6 @@ __all__ = [
     "prune_stale_targets",
 ]
 
-DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
-DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
 DBT_TARGET_ROOT = DBT_PROJECT_DIR / "target"
 #: dagster-dbt gives each invocation its own folder under target/: ``<op>-<run id>-<uuid>``
 #: (with a context) or ``<uuid>``, each part 7 hex digits.
@@ -100,7 +98,10 @@ def ensure_manifest(project: DbtProject = DBT_PROJECT) -> Path:
     if not manifest.exists() or manifest.stat().st_mtime < _newest_source_mtime(
         project.project_dir
     ):
-        project.preparer.prepare(project)
+        # dbt parse with the dbt beside this interpreter (dagster-dbt's preparer uses PATH's).
+        DbtCliResource(project_dir=project, dbt_executable=dbt_executable()).cli(
+            ["parse", "--quiet"], target_path=project.target_path
+        ).wait()
     return manifest
 
 

@@ -56,40 +56,67 @@ activities as (
 
 ),
 
+sources as (
+
+    select * from {{ ref('int_sources_present') }}
+    where as_of_date = {{ as_of_date() }}
+
+),
+
 joined as (
 
     select
         accounts.account_id,
         accounts.last_funding_at,
         accounts.open_roles,
-        coalesce(opportunities.opportunities_won, 0) as opportunities_won,
-        coalesce(opportunities.opportunities_lost, 0) as opportunities_lost,
-        coalesce(opportunities.opportunities_open, 0) as opportunities_open,
+        case when sources.has_opportunities then coalesce(opportunities.opportunities_won, 0) end
+            as opportunities_won,
+        case when sources.has_opportunities then coalesce(opportunities.opportunities_lost, 0) end
+            as opportunities_lost,
+        case when sources.has_opportunities then coalesce(opportunities.opportunities_open, 0) end
+            as opportunities_open,
         opportunities.first_won_at,
         opportunities.median_sales_cycle_days,
-        coalesce(subscriptions.active_subscriptions, 0) as active_subscriptions,
-        coalesce(subscriptions.customer_subscriptions, 0) as customer_subscriptions,
-        coalesce(subscriptions.current_mrr_usd, 0) as current_mrr_usd,
+        case when sources.has_subscriptions then coalesce(subscriptions.active_subscriptions, 0) end
+            as active_subscriptions,
+        case when sources.has_subscriptions then coalesce(subscriptions.customer_subscriptions, 0) end
+            as customer_subscriptions,
+        case when sources.has_subscriptions then coalesce(subscriptions.current_mrr_usd, 0) end
+            as current_mrr_usd,
         subscriptions.first_subscription_started_at,
         subscriptions.last_subscription_ended_at,
-        coalesce(mrr.mrr_12_months_ago_usd, 0) as mrr_12_months_ago_usd,
-        coalesce(mrr.expansion_mrr_usd, 0) as expansion_mrr_usd,
-        coalesce(mrr.cumulative_mrr_usd, 0) as cumulative_mrr_usd,
+        case when sources.has_subscriptions then coalesce(mrr.mrr_12_months_ago_usd, 0) end
+            as mrr_12_months_ago_usd,
+        case when sources.has_subscriptions then coalesce(mrr.expansion_mrr_usd, 0) end
+            as expansion_mrr_usd,
+        case when sources.has_subscriptions then coalesce(mrr.cumulative_mrr_usd, 0) end
+            as cumulative_mrr_usd,
         mrr.nrr_12m,
         mrr.grr_12m,
-        coalesce(invoices.lifetime_revenue_usd, 0) as lifetime_revenue_usd,
-        coalesce(invoices.invoices_issued, 0) as invoices_issued,
-        coalesce(invoices.invoices_failed, 0) as invoices_failed,
+        case when sources.has_invoices then coalesce(invoices.lifetime_revenue_usd, 0) end
+            as lifetime_revenue_usd,
+        case when sources.has_invoices then coalesce(invoices.invoices_issued, 0) end
+            as invoices_issued,
+        case when sources.has_invoices then coalesce(invoices.invoices_failed, 0) end
+            as invoices_failed,
         invoices.payment_failure_rate,
-        coalesce(tickets.tickets_total, 0) as tickets_total,
-        coalesce(tickets.tickets_last_90_days, 0) as tickets_last_90_days,
-        coalesce(tickets.urgent_tickets, 0) as urgent_tickets,
-        coalesce(tickets.csat_responses, 0) as csat_responses,
+        case when sources.has_tickets then coalesce(tickets.tickets_total, 0) end
+            as tickets_total,
+        case when sources.has_tickets then coalesce(tickets.tickets_last_90_days, 0) end
+            as tickets_last_90_days,
+        case when sources.has_tickets then coalesce(tickets.urgent_tickets, 0) end
+            as urgent_tickets,
+        case when sources.has_tickets then coalesce(tickets.csat_responses, 0) end
+            as csat_responses,
         tickets.avg_csat,
         tickets.median_resolution_hours,
-        coalesce(activities.activities_last_30_days, 0) as activities_last_30_days,
-        coalesce(activities.activities_last_90_days, 0) as activities_last_90_days
+        case when sources.has_activities then coalesce(activities.activities_last_30_days, 0) end
+            as activities_last_30_days,
+        case when sources.has_activities then coalesce(activities.activities_last_90_days, 0) end
+            as activities_last_90_days,
+        sources.has_subscriptions
     from accounts
+    cross join sources
     left join opportunities
         on accounts.account_id = opportunities.account_id
     left join subscriptions
@@ -128,7 +155,8 @@ churn as (
 
     select
         *,
-        lifecycle_stage = 'churned' as is_churned,
+        -- Churn is known from billing; without it nobody is known to have churned or stayed.
+        case when has_subscriptions then lifecycle_stage = 'churned' end as is_churned,
         case
             when lifecycle_stage = 'churned' then last_subscription_ended_at
         end as churned_at
@@ -147,11 +175,13 @@ tenure as (
                     'coalesce(churned_at, ' ~ as_of_date() ~ ')'
                 ) }}
         end as tenure_months_raw,
-        coalesce(
-            is_churned
-            and churned_at <= {{ dbt.dateadd('day', 90, 'customer_since_at') }},
-            false
-        ) as is_churned_within_90_days
+        case
+            when has_subscriptions then coalesce(
+                is_churned
+                and churned_at <= {{ dbt.dateadd('day', 90, 'customer_since_at') }},
+                false
+            )
+        end as is_churned_within_90_days
     from churn
 
 ),

@@ -112,8 +112,9 @@ retention as (
     select
         *,
     {%- endif %}
-        is_customer_ever and months_since_customer_start >= {{ months }}
-            as is_eligible_{{ months }}m,
+        -- Without billing, whether a customer stayed is unknown: not eligible, not 0%.
+        is_customer_ever and is_churned is not null
+        and months_since_customer_start >= {{ months }} as is_eligible_{{ months }}m,
         is_customer_ever and months_since_customer_start >= {{ months }}
         and (not is_churned or months_to_churn >= {{ months }}) as is_retained_{{ months }}m
         {{- ',' if not loop.last }}
