@@ -108,13 +108,13 @@ def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = N
             console.print(f"[bold red]{error}[/]")
             raise typer.Exit(code=2) from None
     if not summary.success:
-        if summary.output:
-            console.print("\n".join(summary.output.splitlines()[-20:]), markup=False)
         console.print(f"[bold red]Run {summary.run_id} failed.[/]")
         for failure in summary.failures:
-            console.print(f"[red]- {failure}[/]")
-        for check in summary.checks_failed:
-            console.print(f"[red]- check failed: {check}[/]")
+            # A step failing on a blocking check says only that; the check's line says why.
+            if "blocking asset check failed" not in failure:
+                console.print(f"- {failure}", style="red", markup=False)
+        for detail in summary.check_failure_details:
+            console.print(f"- check failed: {detail}", style="red", markup=False)
         raise typer.Exit(code=1)
     table = Table(show_header=False, title=f"icp-pipeline run {summary.run_id[:8]}")
     if date_range:
@@ -124,6 +124,8 @@ def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = N
     for tier in ("high", "medium", "low"):
         table.add_row(f"tier {tier}", f"{summary.tier_counts.get(tier, 0):,}")
     table.add_row("anti-ICP", f"{summary.anti_icp:,}")
+    table.add_row("sources", summary.sources)
+    table.add_row("outcome labels", summary.outcome_labels)
     table.add_row("rows quarantined", f"{summary.rows_quarantined:,}")
     checks = f"{summary.checks_passed} passed"
     if summary.checks_failed:

@@ -14,7 +14,14 @@ import dagster as dg
 
 from dagster_project.settings import PROJECT_ROOT, Settings
 
-__all__ = ["RunSummary", "dagster_instance", "newest_export_date", "retry_cause", "run_pipeline"]
+__all__ = [
+    "RunSummary",
+    "dagster_instance",
+    "failed_check_reason",
+    "newest_export_date",
+    "retry_cause",
+    "run_pipeline",
+]
 
 INSTANCE_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
 
@@ -38,7 +45,11 @@ class RunSummary:
     checks_warned: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     rows_quarantined: int = 0
+    sources: str = ""
+    outcome_labels: str = ""
     failures: list[str] = field(default_factory=list)
+    #: Each failed check with its reason and a few failing values, for the person reading.
+    check_failure_details: list[str] = field(default_factory=list)
     output: str = ""
 
 
@@ -54,6 +65,33 @@ def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
         config.write_text(INSTANCE_CONFIG.read_text(encoding="utf-8"), encoding="utf-8")
     os.environ["DAGSTER_HOME"] = str(home)
     return dg.DagsterInstance.get()
+
+
+#: Metadata entries of a check that say why it failed, most specific first.
+_REASON_KEYS = ("failures", "examples", "message", "files_not_reconciling", "warnings")
+_MAX_REASON_VALUES = 3
+
+
+def failed_check_reason(evaluation) -> str:
+    """Why a check failed, from its metadata: the first few failing values and how many.
+
+    dbt tests report their failing row count; the pipeline's own checks list failures,
+    examples or a message."""
+    metadata = {key: value.value for key, value in evaluation.metadata.items()}
+    for key in _REASON_KEYS:
+        values = metadata.get(key)
+        if not values:
+            continue
+        if isinstance(values, str):
+            return values
+        values = [str(value) for value in values]
+        shown = "; ".join(values[:_MAX_REASON_VALUES])
+        more = len(values) - _MAX_REASON_VALUES
+        return shown + (f" (and {more} more)" if more > 0 else "")
+    counts = {key: metadata[key] for key in ("failing_rows", "failure_count") if key in metadata}
+    if counts:
+        return ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in counts.items())
+    return "no detail recorded; see the check in the Dagster UI"
 
 
 def retry_cause(error) -> str:
@@ -97,19 +135,21 @@ def run_pipeline(
     """
     from dagster_project.defs import build_definitions
     from dagster_project.defs.jobs import FULL_RUN_JOB
+    from dagster_project.defs.partitions import check_as_of_dates
     from dagster_project.defs.scoring.assets import FIT_SCORES
 
     defs = build_definitions(settings)
     job = defs.resolve_job_def(FULL_RUN_JOB)
     run_config = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}} if quiet else None
     if date_range is None:
-        partition = dict(
-            partition_key=(settings.as_of_date or newest_export_date(settings)).isoformat()
-        )
+        as_of = settings.as_of_date or newest_export_date(settings)
+        check_as_of_dates(as_of)
+        partition = dict(partition_key=as_of.isoformat())
     else:
         first, last = date_range
         if first > last:
             raise ValueError(f"the range starts ({first}) after it ends ({last})")
+        check_as_of_dates(first, last)
         partition = dict(
             tags={
                 PARTITION_RANGE_START_TAG: first.isoformat(),
@@ -147,6 +187,7 @@ def run_pipeline(
             summary.warnings.extend(details.value if details is not None else [name])
         else:
             summary.checks_failed.append(name)
+            summary.check_failure_details.append(f"{name}: {failed_check_reason(evaluation)}")
     for event in result.get_asset_materialization_events():
         materialization = event.event_specific_data.materialization
         metadata = {key: value.value for key, value in materialization.metadata.items()}
@@ -155,6 +196,8 @@ def run_pipeline(
             summary.accounts_scored = metadata["accounts_scored"]
             summary.tier_counts = {t: metadata[f"tier_{t}"] for t in ("high", "medium", "low")}
             summary.anti_icp = metadata["anti_icp"]
+            summary.sources = metadata.get("sources", "")
+            summary.outcome_labels = metadata.get("outcome_labels", "")
         elif materialization.asset_key.path[0] == "raw":
             summary.rows_quarantined += metadata.get("rows_quarantined", 0)
     return summary

@@ -38,7 +38,7 @@ class Settings:
         ``ICP_EXPORT_COMPLETION`` (``files``: an export folder is complete when every required
         file is there, the default; ``marker``: when it holds ``_SUCCESS``).
 
-        ``ICP_PARTITIONS_START`` (default 2024-01-01), the first as-of date partition, is read
+        ``ICP_PARTITIONS_START`` (default 2000-01-01), the first as-of date partition, is read
         by :mod:`dagster_project.defs.partitions`."""
         cwd = Path.cwd()
         as_of = os.environ.get("ICP_AS_OF_DATE", "").strip()

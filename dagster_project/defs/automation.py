@@ -97,7 +97,7 @@ def build_automation(settings: Settings) -> tuple[dg.ScheduleDefinition, dg.Sens
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
             "Starts a run for each export folder that becomes complete (ICP_EXPORT_COMPLETION: "
-            "every required file, or a _SUCCESS marker). On its first evaluation it takes the "
+            "every expected file, or a _SUCCESS marker). On its first evaluation it takes the "
             "newest complete date only; older dates are for a backfill."
         ),
     )

@@ -25,6 +25,8 @@ warnings.filterwarnings("ignore", category=dg.BetaWarning, message=".*backfill_p
 
 __all__ = [
     "AS_OF_PARTITIONS",
+    "DEFAULT_PARTITIONS_START",
+    "check_as_of_dates",
     "retry_only_if_transient",
     "PARTITIONS_START_ENV",
     "SINGLE_RUN",
@@ -35,11 +37,16 @@ __all__ = [
 
 PARTITIONS_START_ENV = "ICP_PARTITIONS_START"
 
+#: The first as-of date without ICP_PARTITIONS_START: early enough for the history a company
+#: exports (public CRM datasets start in the 2010s); ~27 years of daily partitions cost
+#: Dagster nothing noticeable.
+DEFAULT_PARTITIONS_START = "2000-01-01"
+
 # The partition set is part of the code location's definition, so it is read once at load
 # time. end_offset=1: today's date is a partition too (an export folder dated today is scored
 # tonight, not tomorrow).
 AS_OF_PARTITIONS = dg.DailyPartitionsDefinition(
-    start_date=os.environ.get(PARTITIONS_START_ENV, "").strip() or "2024-01-01",
+    start_date=os.environ.get(PARTITIONS_START_ENV, "").strip() or DEFAULT_PARTITIONS_START,
     # The schedule's time zone (Settings.timezone, ICP_TIMEZONE): "today" is the same for both.
     timezone=Settings.from_env().timezone,
     end_offset=1,
@@ -113,3 +120,22 @@ def run_dates(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext)
             "`icp backfill --from --to`"
         )
     return sorted(date.fromisoformat(key) for key in context.partition_keys)
+
+
+def check_as_of_dates(*dates: date) -> None:
+    """Raise ValueError, saying what to do, for a date outside the as-of partitions.
+
+    Dagster would raise DagsterUnknownPartitionError with a traceback."""
+    first = AS_OF_PARTITIONS.start.date()
+    last = date.fromisoformat(AS_OF_PARTITIONS.get_last_partition_key())
+    for as_of in dates:
+        if as_of < first:
+            raise ValueError(
+                f"as-of date {as_of} is before the first partition, {first}: set "
+                f"{PARTITIONS_START_ENV}={as_of} (or earlier) and run again"
+            )
+        if as_of > last:
+            raise ValueError(
+                f"as-of date {as_of} is in the future (the newest partition is {last}, today "
+                "in ICP_TIMEZONE): an export folder dated after today cannot be scored yet"
+            )

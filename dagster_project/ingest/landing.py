@@ -17,7 +17,7 @@ __all__ = [
     "LandingError",
     "complete_export_dates",
     "export_dates",
-    "missing_required_files",
+    "missing_expected_files",
     "find_entity_files",
     "freshness_findings",
 ]
@@ -28,7 +28,7 @@ _DATE_FOLDER = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 #: The file an exporter writes last into an export-date folder to say it is complete.
 SUCCESS_MARKER = "_SUCCESS"
 #: How an export folder is known to be complete: its ``_SUCCESS`` marker, or a file for every
-#: required entity (for exporters that write no marker).
+#: expected entity (for exporters that write no marker).
 COMPLETION_MODES = ("marker", "files")
 
 
@@ -133,7 +133,7 @@ def freshness_findings(
     """What is stale or missing in the landing zone as of ``today`` (empty: all is well).
 
     The newest export folder must be at most ``max_age_days`` old and hold a file for every
-    entity whose file is required (activities and the fx rates are optional).
+    expected entity (see :func:`missing_expected_files`).
     """
     dates = export_dates(landing_root)
     if not dates:
@@ -148,33 +148,50 @@ def freshness_findings(
     findings += [
         f"{newest}/{name}: missing from the newest export "
         f"(expected {name.split('/')[-1]}.csv, .csv.gz or .parquet)"
-        for name in missing_required_files(landing_root, contracts, newest)
+        for name in missing_expected_files(landing_root, contracts, newest)
     ]
     return findings
 
 
-def missing_required_files(
+def missing_expected_files(
     landing_root: Path, contracts: Iterable[EntityContract], export_date: date
 ) -> list[str]:
-    """Names (``crm/accounts``) of the required entities with no file in that export folder;
-    activities and the fx rates are optional."""
-    folder = _existing_root(landing_root) / export_date.isoformat()
+    """Names (``crm/accounts``) of the entities expected in that export folder but absent.
+
+    Expected: the required entities (``crm/accounts``), and every entity the previous export
+    folder held: a source the company sends comes in each export, so one that has not landed
+    yet means the folder is still being written. An entity the company never sent is not
+    expected (sources are optional).
+    """
+    root = _existing_root(landing_root)
+    earlier = [d for d in export_dates(root) if d < export_date]
+    previous = root / earlier[-1].isoformat() if earlier else None
+    folder = root / export_date.isoformat()
     return [
         contract.name
         for contract in contracts
-        if not (contract.is_reference or contract.is_optional_file)
-        and not any(
-            (folder / contract.source / f"{contract.entity}{suffix}").is_file()
-            for suffix in FILE_SUFFIXES
+        if not contract.is_reference
+        and (
+            not contract.is_optional_file
+            or (previous is not None and _has_entity_file(previous, contract))
         )
+        and not _has_entity_file(folder, contract)
     ]
+
+
+def _has_entity_file(folder: Path, contract: EntityContract) -> bool:
+    return any(
+        (folder / contract.source / f"{contract.entity}{suffix}").is_file()
+        for suffix in FILE_SUFFIXES
+    )
 
 
 def complete_export_dates(
     landing_root: Path, contracts: Iterable[EntityContract], mode: str
 ) -> list[date]:
     """Export dates whose folder is complete, oldest first: it holds ``_SUCCESS`` (mode
-    ``marker``) or a file for every required entity (mode ``files``)."""
+    ``marker``) or a file for every expected entity (mode ``files``: crm/accounts and each
+    entity of the previous export folder)."""
     if mode not in COMPLETION_MODES:
         raise ValueError(f"export completion mode {mode!r} is not one of {COMPLETION_MODES}")
     contracts = list(contracts)
@@ -185,6 +202,6 @@ def complete_export_dates(
         if (
             (root / export_date.isoformat() / SUCCESS_MARKER).is_file()
             if mode == "marker"
-            else not missing_required_files(root, contracts, export_date)
+            else not missing_expected_files(root, contracts, export_date)
         )
     ]

@@ -483,16 +483,15 @@ def _column_rules(
     if column.name in contract.foreign_keys:
         parent_source, parent_entity = contract.foreign_keys[column.name].split("/")
         parent_table = f"raw.{parent_source}__{parent_entity}"
-        # Point in time: the parent must be in an export dated on or before the child's, so a
-        # row gets the same verdict whichever later exports are loaded alongside it (a
-        # backfill range loads up to its newest date).
+        # Point in time as of the as-of date: the parent raw table holds every export dated
+        # <= it, so a parent exported after its child (an account snapshot sent at the end,
+        # an export split by updated_at) still counts, and a snapshot and the same rows as
+        # monthly exports get the same verdict.
         rules.append(
             (
                 "orphan_foreign_key",
                 f"{value} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent_table} AS parent "
-                f"WHERE parent.{quote_identifier(column.name)} = {_qualified(column)} "
-                "AND (parent._export_date IS NULL OR landing._export_date IS NULL "
-                "OR parent._export_date <= landing._export_date))",
+                f"WHERE parent.{quote_identifier(column.name)} = {_qualified(column)})",
             )
         )
     return [(f"{rule}:{column.name}", condition) for rule, condition in rules]

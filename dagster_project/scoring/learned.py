@@ -47,6 +47,8 @@ __all__ = [
     "fit_scorecard",
     "label_customers",
     "long_bins_sql",
+    "outcome_basis",
+    "sources_present",
 ]
 
 #: One row per account: ``account_id`` and one bin column per attribute, named as the attribute.
@@ -96,8 +98,59 @@ class LearnedSettings:
     worst_median_score: float = 15.0
 
 
+#: Which outcomes the labels come from, by the sources the company has.
+CUSTOMER_VALUE_BASIS = "customer_value"
+DEAL_OUTCOMES_BASIS = "deal_outcomes"
+SOURCES_TABLE = "intermediate.int_sources_present"
+
+
+def sources_present(con: duckdb.DuckDBPyConnection, as_of) -> dict[str, int]:
+    """Current rows per optional source entity as of ``as_of`` (``int_sources_present``)."""
+    if not table_exists(con, "intermediate", "int_sources_present"):
+        return {}
+    cursor = con.execute(
+        f"SELECT * FROM {SOURCES_TABLE} WHERE as_of_date = $as_of", {"as_of": as_of}
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return {}
+    names = [column[0] for column in cursor.description]
+    return {
+        name.removesuffix("_rows"): int(value)
+        for name, value in zip(names, row, strict=True)
+        if name.endswith("_rows")
+    }
+
+
+def outcome_basis(con: duckdb.DuckDBPyConnection, as_of) -> str | None:
+    """``customer_value`` with billing subscriptions (retention, NRR, CSAT, support burden),
+    else ``deal_outcomes`` with won/lost deals, else None: nothing to learn from."""
+    rows = sources_present(con, as_of)
+    if rows.get("subscriptions", 0) > 0:
+        return CUSTOMER_VALUE_BASIS
+    if rows.get("opportunities", 0) > 0:
+        return DEAL_OUTCOMES_BASIS
+    return None
+
+
 def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, as_of) -> int:
-    """Write ``customer_labels`` for customers with enough tenure; returns how many."""
+    """Write ``customer_labels`` from the outcomes the company's sources hold; returns how many.
+
+    With billing, customers with enough tenure are ranked on a composite of the value
+    measures present; without billing but with won/lost deals, an account with a won deal is
+    *best* and one whose closed deals were all lost is *worst*.
+
+    Raises:
+        NotEnoughCustomersError: the company has neither billing subscriptions nor deals.
+    """
+    basis = outcome_basis(con, as_of)
+    if basis is None:
+        raise NotEnoughCustomersError(
+            "no outcomes to learn the ICP from: no billing subscriptions and no won or lost "
+            "deals as of this date"
+        )
+    if basis == DEAL_OUTCOMES_BASIS:
+        return _label_by_deal_outcomes(con, as_of)
     weights = {
         "retention": settings.weight_retention,
         "nrr": settings.weight_net_revenue_retention,
@@ -201,6 +254,24 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
             "poor_grr": settings.worst_poor_grr_below,
             "best_share": settings.best_share,
         },
+    )
+    return con.execute(f"SELECT count(*) FROM {LABEL_TABLE}").fetchone()[0]
+
+
+def _label_by_deal_outcomes(con: duckdb.DuckDBPyConnection, as_of) -> int:
+    con.execute(
+        f"""
+        CREATE OR REPLACE TEMP TABLE {LABEL_TABLE} AS
+        SELECT
+            account_id,
+            CAST(opportunities_won AS DOUBLE)
+                / (opportunities_won + opportunities_lost) AS composite_score,
+            CASE WHEN opportunities_won > 0 THEN 'best' ELSE 'worst' END AS outcome_label,
+            CASE WHEN opportunities_won = 0 THEN ['only_lost_deals'] ELSE [] END AS worst_reasons
+        FROM marts.fct_account_metrics
+        WHERE as_of_date = $as_of AND opportunities_won + opportunities_lost > 0
+        """,
+        {"as_of": as_of},
     )
     return con.execute(f"SELECT count(*) FROM {LABEL_TABLE}").fetchone()[0]
 

@@ -17,12 +17,16 @@ from sklearn.metrics import roc_auc_score
 from dagster_project.scoring.config import ScoringConfig
 from dagster_project.scoring.learned import (
     BIN_TABLE,
+    CUSTOMER_VALUE_BASIS,
+    DEAL_OUTCOMES_BASIS,
     LABEL_TABLE,
     NotEnoughCustomersError,
     bin_columns,
     build_attribute_bins,
     fit_scorecard,
     label_customers,
+    outcome_basis,
+    sources_present,
 )
 from dagster_project.scoring.scorecard import (
     FEATURE_TABLE,
@@ -81,7 +85,10 @@ def run_backtest(
             "skipped",
             f"no facts for {backtest_date} in marts.fct_account_metrics (backfill that date)",
         )
-    label_customers(con, config.learned, backtest_date)
+    try:
+        label_customers(con, config.learned, backtest_date)
+    except NotEnoughCustomersError as error:
+        return Backtest(backtest_date, "skipped", str(error))
     build_features(con, backtest_date, BACKTEST_FEATURE_TABLE)
     con.execute(
         f"INSERT INTO {BACKTEST_FEATURE_TABLE} BY NAME SELECT * FROM {FEATURE_TABLE} "
@@ -203,6 +210,7 @@ def validate(
         rows.extend(
             (name, value, None, "ok", "") for name, value in sorted(backtest.measures.items())
         )
+    rows.extend(_source_rows(con, as_of))
     rows.append(_high_beats_low(con, backtest))
     share = con.execute(
         f"SELECT avg(CAST(fit_tier = 'high' AS DOUBLE)) FROM {SCORED_TABLE}"
@@ -231,6 +239,61 @@ def validate(
         f"INSERT INTO {VALIDATION_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
         [(as_of, *row) for row in rows],
     )
+
+
+#: Entity of each optional source, and the measures of fct_account_metrics that need it.
+_SOURCE_MEASURES = {
+    "opportunities": ("crm/opportunities", "win rate, sales cycle, won/lost deals"),
+    "activities": ("crm/activities", "engagement (activities in the last 30/90 days)"),
+    "subscriptions": ("billing/subscriptions", "MRR, retention, churn, NRR/GRR, expansion"),
+    "invoices": ("billing/invoices", "lifetime revenue, payment failures"),
+    "tickets": ("support/tickets", "tickets, CSAT, resolution time, support burden"),
+}
+_BASIS_DETAIL = {
+    CUSTOMER_VALUE_BASIS: (
+        "best and worst customers from customer value: retention, NRR, CSAT and support "
+        "burden, whichever of them the sources hold"
+    ),
+    DEAL_OUTCOMES_BASIS: (
+        "no billing: best and worst accounts from deal outcomes (a won deal vs only lost deals)"
+    ),
+}
+
+
+def _source_rows(con, as_of: date) -> list[tuple]:
+    """Which sources were present, what could therefore be measured, what labels came from."""
+    rows_by_source = sources_present(con, as_of)
+    present = [
+        f"{entity} ({rows_by_source[name]:,} rows): {measures}"
+        for name, (entity, measures) in _SOURCE_MEASURES.items()
+        if rows_by_source.get(name, 0) > 0
+    ]
+    absent = [
+        entity
+        for name, (entity, _) in _SOURCE_MEASURES.items()
+        if rows_by_source.get(name, 0) == 0
+    ]
+    detail = "present: crm/accounts; " + "; ".join(present) if present else "present: crm/accounts"
+    if absent:
+        detail += "; absent (their measures are NULL): " + ", ".join(absent)
+    basis = outcome_basis(con, as_of)
+    labelled = (
+        con.execute(f"SELECT count(*) FROM {LABEL_TABLE}").fetchone()[0]
+        if basis and table_exists(con, "main", LABEL_TABLE)
+        else None
+    )
+    return [
+        ("sources_present", float(1 + len(present)), None, "ok", detail),
+        (
+            "outcome_labels",
+            None if labelled is None else float(labelled),
+            None,
+            "ok" if basis else "skipped",
+            _BASIS_DETAIL[basis]
+            if basis
+            else "no billing subscriptions and no won or lost deals: nothing to learn the ICP from",
+        ),
+    ]
 
 
 def _high_beats_low(con, backtest: Backtest | None) -> tuple:

@@ -92,6 +92,22 @@ def test_the_required_files_or_the_marker_make_a_folder_complete(landing):
         complete_export_dates(landing, contracts, "any")
 
 
+def test_a_company_without_some_sources_has_complete_folders(tmp_path):
+    """Sources are optional: accounts alone make a first folder complete; later folders are
+    expected to hold what the one before held, and nothing more."""
+    contracts = load_contracts().values()
+    crm_only = ["crm/accounts", "crm/opportunities"]
+    _export(tmp_path, "2026-11-19", entities=crm_only[:1])
+    _export(tmp_path, "2026-11-20", entities=crm_only)
+    _export(tmp_path, "2026-11-21", entities=crm_only[:1])  # opportunities not landed yet
+    _export(tmp_path, "2026-11-22", entities=crm_only)
+    assert complete_export_dates(tmp_path, contracts, "files") == [
+        date(2026, 11, 19),
+        date(2026, 11, 20),
+        date(2026, 11, 22),
+    ]
+
+
 def test_schedule_scores_the_newest_complete_export_of_the_night(landing, module_dir):
     defs = _defs(landing, module_dir, schedule_cron="30 1 * * *", timezone="Europe/Berlin")
     schedule = defs.resolve_schedule_def(SCHEDULE_NAME)
@@ -110,7 +126,7 @@ def test_schedule_scores_the_newest_complete_export_of_the_night(landing, module
 
 def test_schedule_skips_when_nothing_is_complete(landing, default_defs):
     defs = default_defs
-    _export(landing, "2026-11-20", entities=REQUIRED[:1])
+    _export(landing, "2026-11-20", entities=REQUIRED[1:])  # no crm/accounts
     with dg.instance_for_test() as instance:
         result = _evaluate_schedule(
             defs, instance, datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))

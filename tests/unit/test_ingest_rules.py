@@ -258,16 +258,18 @@ def test_freshness_warns_on_an_old_export_and_a_missing_required_file(tmp_path):
     from dagster_project.ingest.landing import freshness_findings
 
     landing = tmp_path / "landing"
-    for entity in (
-        "crm/accounts",
-        "crm/opportunities",
-        "billing/subscriptions",
-        "billing/invoices",
-        "support/tickets",
-    ):
-        _write_csv(landing / EXPORT / f"{entity}.csv", ["x"], [])
+    for export in ("2026-11-19", EXPORT):
+        for entity in (
+            "crm/accounts",
+            "crm/opportunities",
+            "billing/subscriptions",
+            "billing/invoices",
+            "support/tickets",
+        ):
+            _write_csv(landing / export / f"{entity}.csv", ["x"], [])
     contracts = CONTRACTS.values()
     assert freshness_findings(landing, contracts, date(2026, 11, 21), max_age_days=2) == []
+    # Tickets the previous export held are expected; activities it never held are not.
     (landing / EXPORT / "support" / "tickets.csv").unlink()
     findings = freshness_findings(landing, contracts, date(2026, 11, 25), max_age_days=2)
     assert findings == [
@@ -278,3 +280,42 @@ def test_freshness_warns_on_an_old_export_and_a_missing_required_file(tmp_path):
     assert freshness_findings(tmp_path / "landing" / EXPORT, contracts, date(2026, 11, 21), 2)[
         0
     ].startswith("no export folder")
+
+
+def test_absent_and_header_only_optional_entities_load_zero_rows_and_pass_the_contract(tmp_path):
+    """Only crm/accounts is required: an entity with no file, or a header-only file, loads 0
+    rows and its pandera contract passes (pandera's ibis backend alone fails a 0-row table)."""
+    from dagster_project.ingest.raw_validation import raw_contract_failures
+
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ["account_id", "account_name", "created_at", "updated_at"],
+        [["A1", "Acme", "2026-01-01", "2026-01-01"]],
+    )
+    header_only = ["ticket_id", "account_id", "created_at"]
+    _write_csv(landing / EXPORT / "support" / "tickets.csv", header_only, [])
+    con = duckdb.connect()
+    results = _ingest(con, landing, "crm/accounts", "crm/opportunities", "support/tickets")
+    assert results["crm/opportunities"].rows_read == 0 and results["crm/opportunities"].files == ()
+    assert [(f.rows_read, f.rows_loaded) for f in results["support/tickets"].files] == [(0, 0)]
+    for name in ("crm/opportunities", "support/tickets", "reference/fx_rates"):
+        assert raw_contract_failures(con, CONTRACTS[name]) == [], name
+
+
+def test_contract_failures_name_values_not_expressions():
+    from dagster_project.ingest.raw_validation import raw_contract_failures
+
+    contract = CONTRACTS["support/tickets"]
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    columns = ", ".join(f'"{c.name}" {c.warehouse_type}' for c in contract.columns)
+    con.execute(f"CREATE TABLE raw.support__tickets ({columns})")
+    con.execute(
+        "INSERT INTO raw.support__tickets (ticket_id, account_id, created_at, csat) VALUES "
+        "('T1', NULL, TIMESTAMP '2026-01-01', 9), ('T2', 'A1', TIMESTAMP '2026-01-01', 4)"
+    )
+    assert raw_contract_failures(con, contract) == [
+        "csat: less_than_or_equal_to(5.0) (value 9)",
+        "account_id: not_nullable (1 NULL row(s), e.g. ticket_id='T1')",
+    ]

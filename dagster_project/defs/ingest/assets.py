@@ -136,7 +136,7 @@ def _reconcile_check_result(key: dg.AssetKey, result: IngestResult) -> dg.AssetC
     name="landing_is_fresh",
     description=(
         "Warns when the newest export folder is older than the allowed age "
-        "(ICP_MAX_EXPORT_AGE_DAYS, default 2) or lacks a required entity's file."
+        "(ICP_MAX_EXPORT_AGE_DAYS, default 2) or lacks an expected entity's file."
     ),
 )
 def landing_is_fresh(landing: LandingZoneResource) -> dg.AssetCheckResult:

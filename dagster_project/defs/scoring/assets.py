@@ -96,6 +96,13 @@ def account_fit_scores(
                 "SELECT measure, value, status FROM icp_validation_rows"
             ).fetchall()
         }
+        sources, outcome_labels = (
+            con.execute(
+                "SELECT detail FROM icp_validation_rows WHERE measure = $measure",
+                {"measure": measure},
+            ).fetchone()[0]
+            for measure in ("sources_present", "outcome_labels")
+        )
         tiers = dict(
             con.execute("SELECT fit_tier, count(*) FROM scored_accounts GROUP BY ALL").fetchall()
         )
@@ -140,6 +147,8 @@ def account_fit_scores(
             "tier_low": tiers.get("low", 0),
             "anti_icp": anti_icp,
             "published_as_current": moved_current,
+            "sources": sources,
+            "outcome_labels": outcome_labels,
         },
     )
 
