@@ -26,6 +26,7 @@ class Settings:
     scoring_config_path: Path
     as_of_date: date | None = None
     max_export_age_days: int = 2
+    max_quarantine_share: float = 0.05
     schedule_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     export_completion: str = "files"
@@ -33,7 +34,9 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """``ICP_LANDING``, ``ICP_WAREHOUSE``, ``ICP_SCORING_CONFIG``, ``ICP_AS_OF_DATE``,
-        ``ICP_MAX_EXPORT_AGE_DAYS``, ``ICP_SCHEDULE_CRON`` (the nightly run, default 02:00),
+        ``ICP_MAX_EXPORT_AGE_DAYS``, ``ICP_MAX_QUARANTINE_SHARE`` (a file or rule quarantining
+        more than this share of a file's rows is a warning, default 0.05),
+        ``ICP_SCHEDULE_CRON`` (the nightly run, default 02:00),
         ``ICP_TIMEZONE`` (of the schedule and the daily partitions, default UTC),
         ``ICP_EXPORT_COMPLETION`` (``files``: an export folder is complete when every required
         file is there, the default; ``marker``: when it holds ``_SUCCESS``).
@@ -52,6 +55,7 @@ class Settings:
             ).resolve(),
             as_of_date=date.fromisoformat(as_of) if as_of else None,
             max_export_age_days=int(os.environ.get("ICP_MAX_EXPORT_AGE_DAYS") or 2),
+            max_quarantine_share=float(os.environ.get("ICP_MAX_QUARANTINE_SHARE") or 0.05),
             schedule_cron=os.environ.get("ICP_SCHEDULE_CRON", "").strip() or "0 2 * * *",
             timezone=os.environ.get("ICP_TIMEZONE", "").strip() or "UTC",
             export_completion=os.environ.get("ICP_EXPORT_COMPLETION", "").strip() or "files",

@@ -70,6 +70,7 @@ class LandingZoneResource(dg.ConfigurableResource):
 
     root: str
     max_export_age_days: int = 2
+    max_quarantine_share: float = 0.05
 
     @property
     def root_path(self) -> Path:
@@ -92,6 +93,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "landing": LandingZoneResource(
             root=str(settings.landing_dir),
             max_export_age_days=settings.max_export_age_days,
+            max_quarantine_share=settings.max_quarantine_share,
         ),
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable()),

@@ -26,6 +26,12 @@ import duckdb
 
 from dagster_project.ingest.contracts import ColumnContract, EntityContract
 from dagster_project.ingest.landing import LandingError, LandingFile, find_entity_files
+from dagster_project.ingest.value_maps import (
+    VALUE_MAP_TABLE,
+    create_value_map_table,
+    load_value_maps,
+    value_key_sql,
+)
 from dagster_project.sql import quote_identifier, string_literal
 
 __all__ = [
@@ -34,6 +40,7 @@ __all__ = [
     "QUARANTINE_TABLE",
     "ensure_raw_schema",
     "ingest_entity",
+    "quarantine_share_findings",
     "quote_identifier",
 ]
 
@@ -143,9 +150,14 @@ def ingest_entity(
             f"{contract.name}: no file ({contract.entity}.csv, .csv.gz or .parquet) in any "
             f"export folder dated <= {as_of or 'any date'} under {landing_root}"
         )
+    mappings = load_value_maps(landing_root)
+    create_value_map_table(con, mappings)
+    mapped_columns = {
+        m.column for m in mappings if m.entity in ("*", contract.name)
+    } & set(contract.column_names)
     _create_landing_table(con, contract)
     for landing_file in files:
-        _read_into_landing_table(con, contract, landing_file)
+        _read_into_landing_table(con, contract, landing_file, mapped_columns)
     _check_rows(con, contract)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -174,9 +186,13 @@ def _create_landing_table(con: duckdb.DuckDBPyConnection, contract: EntityContra
 
 
 def _read_into_landing_table(
-    con: duckdb.DuckDBPyConnection, contract: EntityContract, landing_file: LandingFile
+    con: duckdb.DuckDBPyConnection,
+    contract: EntityContract,
+    landing_file: LandingFile,
+    mapped_columns: set[str] = frozenset(),
 ) -> None:
-    """Append the file's rows, as text, to the landing table (with lineage columns).
+    """Append the file's rows, as text, to the landing table (with lineage columns); the
+    values of ``mapped_columns`` go through the value maps (``value_maps``) first.
 
     The file's own column names never reach the SQL: the scan's columns are renamed by
     position to ``c0``, ``c1``, ... and matched to the contract in Python.
@@ -197,10 +213,13 @@ def _read_into_landing_table(
     positions = _match_header(contract, landing_file, header)
     selected = []
     for name in contract.column_names:
-        if name in positions:
-            selected.append(f"CAST(c{positions[name]} AS VARCHAR)")
-        else:
+        if name not in positions:
             selected.append("CAST(NULL AS VARCHAR)")
+            continue
+        text = f"CAST(c{positions[name]} AS VARCHAR)"
+        if name in mapped_columns:
+            text = _value_mapped(text, contract.name, name)
+        selected.append(text)
     extras = [
         (index, original)
         for index, original in enumerate(header)
@@ -230,6 +249,18 @@ def _read_into_landing_table(
         raise LandingError(
             f"{landing_file.relative_path}: {_read_error_reason(landing_file, error)}"
         ) from error
+
+
+def _value_mapped(text: str, entity: str, column: str) -> str:
+    """``text`` replaced by its value map entry for the column, the entity's own before
+    ``*``; unchanged when no map names it."""
+    return (
+        f"coalesce((SELECT maps_to FROM {VALUE_MAP_TABLE} AS value_map "
+        f"WHERE value_map.entity IN ({string_literal(entity)}, '*') "
+        f"AND value_map.column_name = {string_literal(column)} "
+        f"AND value_map.value_key = {value_key_sql(text)} "
+        f"ORDER BY value_map.entity = '*' LIMIT 1), {text})"
+    )
 
 
 def _normalized(column_name: str) -> str:
@@ -605,3 +636,39 @@ def _counts(
         files=tuple(counts[name] for name in sorted(counts)),
         quarantined_by_rule=dict(by_rule),
     )
+
+
+def quarantine_share_findings(
+    con: duckdb.DuckDBPyConnection, result: IngestResult, max_share: float
+) -> list[str]:
+    """Each file and rule that quarantined more than ``max_share`` of the file's rows, with
+    the column and example values: one odd enum value can send a quarter of a file away."""
+    rows_read = {f.relative_path: f.rows_read for f in result.files if f.rows_read}
+    if not rows_read:
+        return []
+    by_rule = con.execute(
+        f"""
+        SELECT source_file, rule, column_name, count(*) AS quarantined,
+               list_sort(list(DISTINCT json_extract_string(raw_values, column_name))
+                   FILTER (WHERE column_name IS NOT NULL AND column_name <> ''))[:3] AS examples
+        FROM {QUARANTINE_TABLE}
+        WHERE entity = $entity
+        GROUP BY ALL
+        ORDER BY source_file, quarantined DESC, rule, column_name
+        """,
+        {"entity": result.entity},
+    ).fetchall()
+    findings = []
+    for source_file, rule, column, quarantined, examples in by_rule:
+        total = rows_read.get(source_file)
+        if not total or quarantined / total <= max_share:
+            continue
+        shown = ", ".join(repr(value) for value in (examples or []))
+        findings.append(
+            f"{source_file}: {quarantined / total:.0%} of rows ({quarantined:,} of {total:,}) "
+            f"quarantined by {rule}"
+            + (f" on {column}" if column else "")
+            + (f", e.g. {shown}" if shown else "")
+            + " (add a value map or fix the export; see raw.quarantined_rows)"
+        )
+    return findings

@@ -125,11 +125,18 @@ def sources_present(con: duckdb.DuckDBPyConnection, as_of) -> dict[str, int]:
 def outcome_basis(con: duckdb.DuckDBPyConnection, as_of) -> str | None:
     """``customer_value`` with billing subscriptions (retention, NRR, CSAT, support burden),
     else ``deal_outcomes`` with won/lost deals, else None: nothing to learn from."""
-    rows = sources_present(con, as_of)
-    if rows.get("subscriptions", 0) > 0:
-        return CUSTOMER_VALUE_BASIS
-    if rows.get("opportunities", 0) > 0:
-        return DEAL_OUTCOMES_BASIS
+    # Read from the facts themselves: a fact is NULL exactly when its source is absent
+    # (is_churned needs billing subscriptions, opportunities_won needs deals).
+    for column, basis in (
+        ("is_churned", CUSTOMER_VALUE_BASIS),
+        ("opportunities_won", DEAL_OUTCOMES_BASIS),
+    ):
+        known = con.execute(
+            f"SELECT count({column}) FROM marts.fct_account_metrics WHERE as_of_date = $as_of",
+            {"as_of": as_of},
+        ).fetchone()[0]
+        if known:
+            return basis
     return None
 
 

@@ -319,3 +319,70 @@ def test_contract_failures_name_values_not_expressions():
         "csat: less_than_or_equal_to(5.0) (value 9)",
         "account_id: not_nullable (1 NULL row(s), e.g. ticket_id='T1')",
     ]
+
+
+def test_value_maps_normalise_countries_and_enum_synonyms_before_the_rules(tmp_path):
+    """Built-in maps turn country names and common synonyms into contract values; the
+    landing zone's own map adds to them; a value no map names is still quarantined."""
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ["account_id", "account_name", "country", "deployment", "created_at", "updated_at"],
+        [
+            ["A1", "Acme", "United Kingdom", "On-Premise", "2026-01-01", "2026-01-01"],
+            ["A2", "Beta", "deutschland", "SaaS", "2026-01-01", "2026-01-01"],
+            ["A3", "Gamma", "Atlantis", "cloud", "2026-01-01", "2026-01-01"],
+            ["A4", "Delta", "Nordland", "cloud", "2026-01-01", "2026-01-01"],
+        ],
+    )
+    _write_csv(
+        landing / EXPORT / "support" / "tickets.csv",
+        ["ticket_id", "account_id", "created_at", "priority"],
+        [["T1", "A1", "2026-02-01", "Medium"], ["T2", "A2", "2026-02-01", "P5"]],
+    )
+    _write_csv(
+        landing / "value_maps" / "ours.csv",
+        ["entity", "column", "value", "maps_to"],
+        [["crm/accounts", "country", "Nordland", "NO"]],
+    )
+    con = duckdb.connect()
+    _ingest(con, landing, "crm/accounts", "support/tickets")
+    assert con.execute(
+        "SELECT account_id, country, deployment FROM raw.crm__accounts ORDER BY 1"
+    ).fetchall() == [("A1", "GB", "on_prem"), ("A2", "DE", "cloud"), ("A4", "NO", "cloud")]
+    assert con.execute("SELECT ticket_id, priority FROM raw.support__tickets").fetchall() == [
+        ("T1", "normal")
+    ]
+    quarantined = con.execute(
+        "SELECT entity, rule, column_name, json_extract_string(raw_values, column_name) "
+        "FROM raw.quarantined_rows ORDER BY entity"
+    ).fetchall()
+    assert quarantined == [
+        ("crm/accounts", "pattern_mismatch", "country", "Atlantis"),
+        ("support/tickets", "value_not_allowed", "priority", "P5"),
+    ]
+
+
+def test_a_rule_quarantining_more_than_the_limit_is_named_with_examples(tmp_path):
+    from dagster_project.ingest.loader import quarantine_share_findings
+
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ["account_id", "account_name", "created_at", "updated_at"],
+        [["A1", "Acme", "2026-01-01", "2026-01-01"]],
+    )
+    priorities = ["low"] * 15 + ["P5"] * 4 + ["???"]
+    _write_csv(
+        landing / EXPORT / "support" / "tickets.csv",
+        ["ticket_id", "account_id", "created_at", "priority"],
+        [[f"T{n}", "A1", "2026-02-01", p] for n, p in enumerate(priorities)],
+    )
+    con = duckdb.connect()
+    result = _ingest(con, landing, "crm/accounts", "support/tickets")["support/tickets"]
+    assert quarantine_share_findings(con, result, max_share=0.05) == [
+        f"{EXPORT}/support/tickets.csv: 25% of rows (5 of 20) quarantined by value_not_allowed "
+        "on priority, e.g. '???', 'P5' (add a value map or fix the export; see "
+        "raw.quarantined_rows)"
+    ]
+    assert quarantine_share_findings(con, result, max_share=0.3) == []

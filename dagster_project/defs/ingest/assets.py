@@ -19,13 +19,19 @@ from dagster_project.defs.partitions import (
 from dagster_project.defs.resources import LandingZoneResource, WarehouseResource
 from dagster_project.ingest.contracts import EntityContract, load_contracts
 from dagster_project.ingest.landing import LandingError, freshness_findings
-from dagster_project.ingest.loader import QUARANTINE_TABLE, IngestResult, ingest_entity
+from dagster_project.ingest.loader import (
+    QUARANTINE_TABLE,
+    IngestResult,
+    ingest_entity,
+    quarantine_share_findings,
+)
 from dagster_project.ingest.raw_validation import raw_contract_failures
 
 __all__ = ["build_ingest_assets", "landing_is_fresh", "raw_asset_key"]
 
 ROWS_RECONCILE_CHECK = "rows_read_equal_loaded_plus_quarantined"
 CONTRACT_CHECK = "raw_rows_satisfy_contract"
+QUARANTINE_SHARE_CHECK = "quarantine_share_within_limit"
 
 
 def raw_asset_key(contract: EntityContract) -> dg.AssetKey:
@@ -67,6 +73,14 @@ def _build_ingest_asset(
                 description="Per file: rows read = rows loaded + rows quarantined.",
             ),
             dg.AssetCheckSpec(
+                QUARANTINE_SHARE_CHECK,
+                asset=key,
+                description=(
+                    "Warns when a file or rule quarantines more than ICP_MAX_QUARANTINE_SHARE "
+                    "(default 5%) of a file's rows, naming the rule, column and example values."
+                ),
+            ),
+            dg.AssetCheckSpec(
                 CONTRACT_CHECK,
                 asset=key,
                 blocking=True,
@@ -86,6 +100,9 @@ def _build_ingest_asset(
             except LandingError as error:
                 raise data_error(f"ingest of {contract.name} failed: {error}") from error
             contract_failures = raw_contract_failures(con, contract)
+            share_findings = quarantine_share_findings(
+                con, result, landing.max_quarantine_share
+            )
         context.log.info(
             f"{contract.name}: {result.rows_read} rows read, {result.rows_loaded} loaded, "
             f"{result.rows_quarantined} quarantined from {len(result.files)} file(s)"
@@ -101,6 +118,13 @@ def _build_ingest_asset(
             },
             check_results=[
                 _reconcile_check_result(key, result),
+                dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name=QUARANTINE_SHARE_CHECK,
+                    passed=not share_findings,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"warnings": share_findings},
+                ),
                 dg.AssetCheckResult(
                     asset_key=key,
                     check_name=CONTRACT_CHECK,
