@@ -77,6 +77,8 @@ class LearnedSettings:
     weight_net_revenue_retention: float = 0.25
     weight_satisfaction: float = 0.2
     weight_low_support_burden: float = 0.2
+    weight_nps: float = 0.15
+    weight_product_usage: float = 0.15
     worst_support_burden_top_share: float = 0.1
     worst_poor_grr_below: float = 0.9
     attributes: tuple[str, ...] = (
@@ -163,6 +165,8 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
         "nrr": settings.weight_net_revenue_retention,
         "csat": settings.weight_satisfaction,
         "support": settings.weight_low_support_burden,
+        "nps": settings.weight_nps,
+        "usage": settings.weight_product_usage,
     }
     con.execute(
         f"""
@@ -177,6 +181,8 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
                 grr_12m,
                 avg_csat,
                 tickets_per_1k_mrr_usd,
+                avg_nps_score,
+                usage_active_days_last_90_days,
                 coalesce(expansion_mrr_usd, 0) AS expansion_mrr_usd
             FROM marts.fct_account_metrics
             WHERE as_of_date = $as_of
@@ -201,6 +207,15 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
                         PARTITION BY tickets_per_1k_mrr_usd IS NULL
                         ORDER BY tickets_per_1k_mrr_usd)
                 END AS low_support_rank,
+                CASE WHEN avg_nps_score IS NOT NULL
+                    THEN percent_rank() OVER (
+                        PARTITION BY avg_nps_score IS NULL ORDER BY avg_nps_score)
+                END AS nps_rank,
+                CASE WHEN usage_active_days_last_90_days IS NOT NULL
+                    THEN percent_rank() OVER (
+                        PARTITION BY usage_active_days_last_90_days IS NULL
+                        ORDER BY usage_active_days_last_90_days)
+                END AS usage_rank,
                 CASE WHEN tickets_per_1k_mrr_usd IS NOT NULL
                     THEN cume_dist() OVER (
                         PARTITION BY tickets_per_1k_mrr_usd IS NULL
@@ -217,11 +232,15 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
                     + coalesce($w_nrr * nrr_rank, 0)
                     + coalesce($w_csat * csat_rank, 0)
                     + coalesce($w_support * low_support_rank, 0)
+                    + coalesce($w_nps * nps_rank, 0)
+                    + coalesce($w_usage * usage_rank, 0)
                 ) / (
                     $w_retention
                     + CASE WHEN nrr_rank IS NULL THEN 0 ELSE $w_nrr END
                     + CASE WHEN csat_rank IS NULL THEN 0 ELSE $w_csat END
                     + CASE WHEN low_support_rank IS NULL THEN 0 ELSE $w_support END
+                    + CASE WHEN nps_rank IS NULL THEN 0 ELSE $w_nps END
+                    + CASE WHEN usage_rank IS NULL THEN 0 ELSE $w_usage END
                 ) AS composite_score
             FROM ranked
         ),
@@ -257,6 +276,8 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
             "w_nrr": weights["nrr"],
             "w_csat": weights["csat"],
             "w_support": weights["support"],
+            "w_nps": weights["nps"],
+            "w_usage": weights["usage"],
             "support_top_share": settings.worst_support_burden_top_share,
             "poor_grr": settings.worst_poor_grr_below,
             "best_share": settings.best_share,

@@ -84,6 +84,8 @@ METRIC_SCHEMA = pa.schema(
         ("days_since_last_funding", pa.int64()),
         ("opportunities_won", pa.int64()),
         ("opportunities_lost", pa.int64()),
+        ("avg_nps_score", pa.float64()),
+        ("usage_active_days_last_90_days", pa.int64()),
     ]
 )
 
@@ -126,6 +128,8 @@ def customer_metrics(
     tickets: float | None = 1.0,
     expansion: float | None = 100.0,
     as_of: date = AS_OF,
+    nps: float | None = None,
+    usage_days: int | None = None,
 ) -> dict:
     """A ``marts.fct_account_metrics`` row (see docs/metrics.md for the columns)."""
     is_customer = stage in ("customer", "churned")
@@ -146,6 +150,8 @@ def customer_metrics(
         "days_since_last_funding": 400,
         "opportunities_won": 1 if is_customer else 0,
         "opportunities_lost": 0,
+        "avg_nps_score": nps,
+        "usage_active_days_last_90_days": usage_days,
     }
 
 
@@ -412,6 +418,55 @@ def test_composite_is_hand_computed_and_missing_weights_are_renormalised(con):
 
     label_customers(con, LearnedSettings(best_share=0.2), AS_OF)
     assert {a for a, row in _labels(con).items() if row[1] == "best"} == {"A"}
+
+
+def test_nps_and_product_usage_join_the_composite_when_present(con):
+    metrics = [
+        customer_metrics("A", tenure=30, nrr=None, grr=None, csat=None, tickets=None, nps=9.0,
+                         usage_days=10),
+        customer_metrics("B", tenure=20, nrr=None, grr=None, csat=None, tickets=None, nps=3.0,
+                         usage_days=80),
+        customer_metrics("C", tenure=10, nrr=None, grr=None, csat=None, tickets=None,
+                         usage_days=40),
+    ]  # fmt: skip
+    create_marts(con, [account(m["account_id"]) for m in metrics], metrics)
+    label_customers(con, LearnedSettings(), AS_OF)
+    labels = _labels(con)
+    # retention C 0, B .5, A 1; nps (A, B) B 0, A 1; usage A 0, C .5, B 1
+    expected = {
+        "A": (0.35 * 1 + 0.15 * 1 + 0.15 * 0) / 0.65,
+        "B": (0.35 * 0.5 + 0.15 * 0 + 0.15 * 1) / 0.65,
+        "C": (0.35 * 0 + 0.15 * 0.5) / 0.5,  # no NPS answer: its weight drops out
+    }
+    for account_id, composite in expected.items():
+        assert labels[account_id][0] == pytest.approx(composite), account_id
+
+
+def test_without_billing_labels_come_from_deal_outcomes(con):
+    """No subscriptions (is_churned NULL everywhere) but won and lost deals: an account with
+    a won deal is best, one whose closed deals were all lost is worst, one with only open
+    deals is not labelled."""
+    metrics = [
+        customer_metrics("W", churned=None),
+        customer_metrics("L", stage="prospect", churned=None),
+        customer_metrics("O", stage="open_pipeline", churned=None),
+    ]
+    metrics[0].update(opportunities_won=2, opportunities_lost=1)
+    metrics[1].update(opportunities_won=0, opportunities_lost=3)
+    metrics[2].update(opportunities_won=0, opportunities_lost=0)
+    for row in metrics:
+        row["is_churned_within_90_days"] = None
+    create_marts(con, [account(m["account_id"]) for m in metrics], metrics)
+    assert label_customers(con, LearnedSettings(), AS_OF) == 2
+    labels = _labels(con)
+    assert labels["W"][0] == pytest.approx(2 / 3) and labels["W"][1:] == ("best", [])
+    assert labels["L"][1:] == ("worst", ["only_lost_deals"])
+    assert "O" not in labels
+
+    con.execute("UPDATE marts.fct_account_metrics SET opportunities_won = NULL, "
+                "opportunities_lost = NULL")  # fmt: skip
+    with pytest.raises(NotEnoughCustomersError, match="no outcomes to learn"):
+        label_customers(con, LearnedSettings(), AS_OF)
 
 
 def test_worst_reasons_and_worst_overrides_best(con):

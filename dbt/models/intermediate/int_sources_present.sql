@@ -18,6 +18,9 @@
     ('subscriptions', 'stg_billing__subscriptions'),
     ('invoices', 'stg_billing__invoices'),
     ('tickets', 'stg_support__tickets'),
+    ('churn_events', 'stg_billing__churn_events'),
+    ('usage', 'stg_product__usage'),
+    ('nps_responses', 'stg_feedback__nps_responses'),
 ] %}
 
 with
@@ -30,18 +33,30 @@ with
 ),
 
 {% endfor %}
+account_churn_dates as (
+
+    select count(churned_at) as row_count from {{ ref('stg_crm__accounts') }}
+
+),
+
 final as (
 
     select
         {{ as_of_date() }} as as_of_date,
         {%- for entity, model in entities %}
         cast({{ entity }}.row_count as {{ dbt.type_bigint() }}) as {{ entity }}_rows,
-        {{ entity }}.row_count > 0 as has_{{ entity }}{{ "," if not loop.last }}
+        {{ entity }}.row_count > 0 as has_{{ entity }},
         {%- endfor %}
+        cast(account_churn_dates.row_count as {{ dbt.type_bigint() }}) as account_churn_dates_rows,
+        -- Churn is known from subscriptions, churn events or the accounts' own churned_at.
+        subscriptions.row_count > 0
+        or churn_events.row_count > 0
+        or account_churn_dates.row_count > 0 as has_churn_records
     from opportunities
     {%- for entity, model in entities[1:] %}
     cross join {{ entity }}
     {%- endfor %}
+    cross join account_churn_dates
 
 )
 

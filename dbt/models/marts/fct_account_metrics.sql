@@ -56,6 +56,24 @@ activities as (
 
 ),
 
+churn_records as (
+
+    select * from {{ ref('int_churn_aggregated_to_accounts') }}
+
+),
+
+usage as (
+
+    select * from {{ ref('int_usage_aggregated_to_accounts') }}
+
+),
+
+nps as (
+
+    select * from {{ ref('int_nps_aggregated_to_accounts') }}
+
+),
+
 sources as (
 
     select * from {{ ref('int_sources_present') }}
@@ -114,7 +132,22 @@ joined as (
             as activities_last_30_days,
         case when sources.has_activities then coalesce(activities.activities_last_90_days, 0) end
             as activities_last_90_days,
-        sources.has_subscriptions
+        churn_records.last_churn_recorded_at,
+        churn_records.churn_reason,
+        case when sources.has_usage then coalesce(usage.usage_active_days_last_30_days, 0) end
+            as usage_active_days_last_30_days,
+        case when sources.has_usage then coalesce(usage.usage_active_days_last_90_days, 0) end
+            as usage_active_days_last_90_days,
+        case when sources.has_usage then coalesce(usage.features_used_last_90_days, 0) end
+            as features_used_last_90_days,
+        usage.usage_trend,
+        usage.last_usage_date,
+        case when sources.has_nps_responses then coalesce(nps.nps_responses, 0) end
+            as nps_responses,
+        nps.avg_nps_score,
+        nps.net_promoter_score,
+        sources.has_subscriptions,
+        sources.has_churn_records
     from accounts
     cross join sources
     left join opportunities
@@ -129,6 +162,12 @@ joined as (
         on accounts.account_id = tickets.account_id
     left join activities
         on accounts.account_id = activities.account_id
+    left join churn_records
+        on accounts.account_id = churn_records.account_id
+    left join usage
+        on accounts.account_id = usage.account_id
+    left join nps
+        on accounts.account_id = nps.account_id
 
 ),
 
@@ -142,6 +181,8 @@ lifecycle as (
         case
             when active_subscriptions > 0 then 'customer'
             when customer_subscriptions > 0 then 'churned'
+            -- A churn record (event or the account's churned_at) with nothing running now.
+            when last_churn_recorded_at is not null then 'churned'
             when opportunities_won > 0 then 'customer'
             when opportunities_open > 0 then 'open_pipeline'
             else 'prospect'
@@ -155,10 +196,12 @@ churn as (
 
     select
         *,
-        -- Churn is known from billing; without it nobody is known to have churned or stayed.
-        case when has_subscriptions then lifecycle_stage = 'churned' end as is_churned,
+        -- Churn is known from subscriptions or churn records; without them nobody is known
+        -- to have churned or stayed.
+        case when has_churn_records then lifecycle_stage = 'churned' end as is_churned,
         case
-            when lifecycle_stage = 'churned' then last_subscription_ended_at
+            when lifecycle_stage = 'churned'
+                then coalesce(last_subscription_ended_at, last_churn_recorded_at)
         end as churned_at
     from lifecycle
 
@@ -176,7 +219,7 @@ tenure as (
                 ) }}
         end as tenure_months_raw,
         case
-            when has_subscriptions then coalesce(
+            when has_churn_records then coalesce(
                 is_churned
                 and churned_at <= {{ dbt.dateadd('day', 90, 'customer_since_at') }},
                 false
@@ -265,7 +308,20 @@ final as (
         cast(csat_responses as {{ dbt.type_bigint() }}) as csat_responses,
         cast(invoices_issued as {{ dbt.type_bigint() }}) as invoices_issued,
         cast(invoices_failed as {{ dbt.type_bigint() }}) as invoices_failed,
-        cast(payment_failure_rate as {{ type_double() }}) as payment_failure_rate
+        cast(payment_failure_rate as {{ type_double() }}) as payment_failure_rate,
+        cast(case when is_churned then churn_reason end as {{ dbt.type_string() }})
+            as churn_reason,
+        cast(usage_active_days_last_30_days as {{ dbt.type_bigint() }})
+            as usage_active_days_last_30_days,
+        cast(usage_active_days_last_90_days as {{ dbt.type_bigint() }})
+            as usage_active_days_last_90_days,
+        cast(features_used_last_90_days as {{ dbt.type_bigint() }})
+            as features_used_last_90_days,
+        cast(usage_trend as {{ type_double() }}) as usage_trend,
+        cast(last_usage_date as date) as last_usage_date,
+        cast(nps_responses as {{ dbt.type_bigint() }}) as nps_responses,
+        cast(avg_nps_score as {{ type_double() }}) as avg_nps_score,
+        cast(net_promoter_score as {{ type_double() }}) as net_promoter_score
     from rated
 
 )

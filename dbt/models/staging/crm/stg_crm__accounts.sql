@@ -43,6 +43,8 @@ renamed as (
         -- A funding round dated after as_of_date was not known then.
         {{ happened_by_as_of('last_funding_at') }} as last_funding_at,
         open_roles,
+        -- Churn recorded on the account itself (optional); after as_of_date not yet.
+        {{ happened_by_as_of('churned_at') }} as churned_at,
         created_at,
         updated_at,
         _export_date as export_date
@@ -83,6 +85,8 @@ final as (
         funding_stage,
         last_funding_at,
         open_roles,
+        -- Churn recorded on the account itself (optional); after as_of_date not yet.
+        {{ happened_by_as_of('churned_at') }} as churned_at,
         created_at,
         updated_at,
         export_date
