@@ -69,9 +69,13 @@ def export_dates(landing_root: Path, as_of: date | None = None) -> list[date]:
 
 
 def find_entity_files(
-    landing_root: Path, contract: EntityContract, as_of: date | None = None
+    landing_root: Path,
+    contract: EntityContract,
+    as_of: date | None = None,
+    file_stem: str | None = None,
 ) -> list[LandingFile]:
-    """Every file of ``contract``'s entity in export folders dated <= ``as_of``.
+    """Every file of ``contract``'s entity in export folders dated <= ``as_of``, named
+    ``<entity>.<suffix>`` or, for a system's export (a mapping profile), ``<file_stem>.<suffix>``.
 
     Raises:
         LandingError: a file resolves outside the landing root (``..`` or a symlink), or a
@@ -86,7 +90,9 @@ def find_entity_files(
         ]
     files = []
     for export_date, folder in candidates:
-        present = [folder / f"{contract.entity}{suffix}" for suffix in FILE_SUFFIXES]
+        present = [
+            folder / f"{file_stem or contract.entity}{suffix}" for suffix in FILE_SUFFIXES
+        ]
         present = [path for path in present if path.exists() or path.is_symlink()]
         if len(present) > 1:
             names = ", ".join(_relative(root, path) for path in present)

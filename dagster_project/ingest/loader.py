@@ -24,8 +24,14 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.ingest.contracts import ColumnContract, EntityContract
-from dagster_project.ingest.landing import LandingError, LandingFile, find_entity_files
+from dagster_project.ingest.contracts import ColumnContract, EntityContract, load_contracts
+from dagster_project.ingest.landing import (
+    FILE_SUFFIXES,
+    LandingError,
+    LandingFile,
+    find_entity_files,
+)
+from dagster_project.ingest.mapping import EntityMapping, Lookup, column_sql, entity_mapping_for
 from dagster_project.ingest.value_maps import (
     VALUE_MAP_TABLE,
     create_value_map_table,
@@ -144,7 +150,10 @@ def ingest_entity(
     """
     con.execute("SET TimeZone = 'UTC'")
     ensure_raw_schema(con)
-    files = find_entity_files(landing_root, contract, as_of)
+    mapping = entity_mapping_for(landing_root, contract, load_contracts())
+    files = find_entity_files(
+        landing_root, contract, as_of, file_stem=mapping.file if mapping else None
+    )
     if not files and not (contract.is_optional_file or contract.is_reference):
         raise LandingError(
             f"{contract.name}: no file ({contract.entity}.csv, .csv.gz or .parquet) in any "
@@ -152,12 +161,12 @@ def ingest_entity(
         )
     mappings = load_value_maps(landing_root)
     create_value_map_table(con, mappings)
-    mapped_columns = {
-        m.column for m in mappings if m.entity in ("*", contract.name)
-    } & set(contract.column_names)
+    mapped_columns = {m.column for m in mappings if m.entity in ("*", contract.name)} & set(
+        contract.column_names
+    )
     _create_landing_table(con, contract)
     for landing_file in files:
-        _read_into_landing_table(con, contract, landing_file, mapped_columns)
+        _read_into_landing_table(con, contract, landing_file, mapped_columns, mapping)
     _check_rows(con, contract)
     con.execute("BEGIN TRANSACTION")
     try:
@@ -190,46 +199,47 @@ def _read_into_landing_table(
     contract: EntityContract,
     landing_file: LandingFile,
     mapped_columns: set[str] = frozenset(),
+    mapping: EntityMapping | None = None,
 ) -> None:
     """Append the file's rows, as text, to the landing table (with lineage columns); the
-    values of ``mapped_columns`` go through the value maps (``value_maps``) first.
+    values of ``mapped_columns`` go through the value maps (``value_maps``) first. With a
+    ``mapping`` (a system's export, see :mod:`dagster_project.ingest.mapping`), each contract
+    column is computed from the file's columns (and its lookup files) as the profile says.
 
     The file's own column names never reach the SQL: the scan's columns are renamed by
     position to ``c0``, ``c1``, ... and matched to the contract in Python.
     """
     params: dict[str, object] = {"path": str(landing_file.path)}
-    if landing_file.file_format == "parquet":
-        header = _parquet_header(con, contract, landing_file)
-        aliases = ", ".join(f"c{index}" for index in range(len(header)))
-        scan = f"read_parquet($path, file_row_number = true) AS source({aliases}, _row_number)"
-        # Parquet has no header line: line numbers count rows from 1.
-        line_number = "_row_number + 1"
+    header, scan = _scan(con, contract, landing_file, params, "path")
+    if mapping is None:
+        positions = _match_header(contract, landing_file, header)
+        columns = {
+            name: f"CAST(source.c{positions[name]} AS VARCHAR)"
+            for name in contract.column_names
+            if name in positions
+        }
+        consumed = {_normalized(name) for name in contract.column_names}
+        joins = ""
     else:
-        header = _csv_header(landing_file)
-        params["columns"] = {f"c{index}": "VARCHAR" for index in range(len(header))}
-        scan = f"read_csv($path, {_CSV_OPTIONS}, columns = $columns) AS source"
-        # The header is line 1 and each record counts as one line (see docs/contract.md).
-        line_number = "row_number() OVER () + 1"
-    positions = _match_header(contract, landing_file, header)
+        columns, consumed, joins = _mapped_columns(
+            con, contract, landing_file, header, mapping, params
+        )
     selected = []
     for name in contract.column_names:
-        if name not in positions:
-            selected.append("CAST(NULL AS VARCHAR)")
-            continue
-        text = f"CAST(c{positions[name]} AS VARCHAR)"
-        if name in mapped_columns:
+        text = columns.get(name, "CAST(NULL AS VARCHAR)")
+        if name in columns and name in mapped_columns:
             text = _value_mapped(text, contract.name, name)
         selected.append(text)
     extras = [
         (index, original)
         for index, original in enumerate(header)
-        if _normalized(original) not in contract.column_names
+        if _normalized(original) not in consumed
     ]
     if extras:
         pairs = []
         for index, original in extras:
             params[f"extra_{index}"] = original
-            pairs.append(f"$extra_{index}, CAST(c{index} AS VARCHAR)")
+            pairs.append(f"$extra_{index}, CAST(source.c{index} AS VARCHAR)")
         extra_json = f"CAST(json_object({', '.join(pairs)}) AS VARCHAR)"
     else:
         extra_json = "CAST(NULL AS VARCHAR)"
@@ -240,8 +250,9 @@ def _read_into_landing_table(
             f"""
             INSERT INTO {_LANDING_TABLE}
             SELECT {", ".join(selected)},
-                   CAST($export_date AS DATE), $source_file, {line_number}, {extra_json}
+                   CAST($export_date AS DATE), $source_file, source._line, {extra_json}
             FROM {scan}
+            {joins}
             """,
             params,
         )
@@ -249,6 +260,133 @@ def _read_into_landing_table(
         raise LandingError(
             f"{landing_file.relative_path}: {_read_error_reason(landing_file, error)}"
         ) from error
+
+
+def _scan(
+    con: duckdb.DuckDBPyConnection,
+    contract: EntityContract,
+    landing_file: LandingFile,
+    params: dict[str, object],
+    path_param: str,
+    alias: str = "source",
+) -> tuple[list[str], str]:
+    """(header, a FROM item ``alias`` with columns ``c0``.. as text and ``_line``)."""
+    if landing_file.file_format == "parquet":
+        header = _parquet_header(con, contract, landing_file)
+        names = ", ".join(f"c{index}" for index in range(len(header)))
+        # Parquet has no header line: line numbers count rows from 1.
+        scan = (
+            f"(SELECT *, _row_number + 1 AS _line FROM read_parquet(${path_param}, "
+            f"file_row_number = true) AS scanned({names}, _row_number)) AS {alias}"
+        )
+    else:
+        header = _csv_header(landing_file)
+        params[f"{path_param}_columns"] = {f"c{index}": "VARCHAR" for index in range(len(header))}
+        # The header is line 1 and each record counts as one line (see docs/contract.md);
+        # numbered before any join, in file order.
+        scan = (
+            f"(SELECT *, row_number() OVER () + 1 AS _line FROM read_csv(${path_param}, "
+            f"{_CSV_OPTIONS}, columns = ${path_param}_columns)) AS {alias}"
+        )
+    return header, scan
+
+
+def _header_positions(landing_file: LandingFile, header: list[str]) -> dict[str, int]:
+    positions: dict[str, int] = {}
+    for index, original in enumerate(header):
+        normalized = _normalized(original)
+        if normalized in positions:
+            raise LandingError(
+                f"{landing_file.relative_path}: column {normalized!r} appears twice in the header"
+            )
+        positions[normalized] = index
+    return positions
+
+
+def _mapped_columns(
+    con: duckdb.DuckDBPyConnection,
+    contract: EntityContract,
+    landing_file: LandingFile,
+    header: list[str],
+    mapping: EntityMapping,
+    params: dict[str, object],
+) -> tuple[dict[str, str], set[str], str]:
+    """(contract column -> SQL text, the file's columns consumed, the lookup joins)."""
+    where = f"(profile {mapping.profile}, {mapping.entity})"
+    available = {"": _header_positions(landing_file, header)}
+    tables = {"": "source"}
+    joins = []
+    for number, lookup in enumerate(mapping.lookups):
+        lookup_file = _lookup_file(landing_file, lookup, where)
+        path_param = f"lookup_{number}"
+        params[path_param] = str(lookup_file.path)
+        lookup_header, lookup_scan = _scan(
+            con, contract, lookup_file, params, path_param, "scanned"
+        )
+        positions = _header_positions(lookup_file, lookup_header)
+        if _normalized(lookup.key) not in positions:
+            raise LandingError(
+                f"{lookup_file.relative_path}: key column {lookup.key!r} of lookup "
+                f"{lookup.alias!r} missing {where}"
+            )
+        key = f"scanned.c{positions[_normalized(lookup.key)]}"
+        alias = f"lookup_{number}"
+        on = _source_column(lookup.on, available, tables)
+        if on is None:
+            raise LandingError(
+                f"{landing_file.relative_path}: column {lookup.on!r} to look up "
+                f"{lookup.alias!r} missing {where}"
+            )
+        # One row per key (the first in the file), so a lookup never multiplies rows.
+        joins.append(
+            f"LEFT JOIN (SELECT scanned.*, trim({key}) AS _key FROM {lookup_scan} "
+            f"QUALIFY row_number() OVER (PARTITION BY trim({key}) ORDER BY scanned._line) = 1) "
+            f"AS {alias} ON {alias}._key = trim({on})"
+        )
+        available[lookup.alias] = positions
+        tables[lookup.alias] = alias
+    columns = {}
+    for name, spec in mapping.columns.items():
+        missing = [
+            ref for ref in spec.referenced() if _source_column(ref, available, tables) is None
+        ]
+        if missing:
+            if contract.column(name).required:
+                raise LandingError(
+                    f"{landing_file.relative_path}: column(s) {', '.join(missing)} for the "
+                    f"required column {name} missing {where} (found: "
+                    f"{_shorten(', '.join(header))})"
+                )
+            continue  # an optional field this export does not have (a custom field)
+        columns[name] = column_sql(
+            spec, lambda ref: _source_column(ref, available, tables), params, f"map_{name}"
+        )
+    consumed = {_normalized(ref) for ref in mapping.main_columns()}
+    return columns, consumed, "\n".join(joins)
+
+
+def _source_column(ref: str, available: dict, tables: dict) -> str | None:
+    """SQL of a source column ``name`` or ``lookup.name``; None when the file lacks it."""
+    alias, _, name = ref.partition(".") if ref.split(".", 1)[0] in tables else ("", "", ref)
+    index = available[alias].get(_normalized(name))
+    return None if index is None else f"CAST({tables[alias]}.c{index} AS VARCHAR)"
+
+
+def _lookup_file(landing_file: LandingFile, lookup: Lookup, where: str) -> LandingFile:
+    folder = landing_file.path.parent
+    root_relative = Path(landing_file.relative_path).parent
+    for suffix in FILE_SUFFIXES:
+        candidate = folder / f"{lookup.file}{suffix}"
+        if candidate.is_file():
+            return LandingFile(
+                path=candidate.resolve(),
+                relative_path=(root_relative / candidate.name).as_posix(),
+                export_date=landing_file.export_date,
+            )
+    raise LandingError(
+        f"{landing_file.relative_path}: lookup {lookup.alias!r} needs {lookup.file}.csv "
+        f"(.csv.gz or .parquet) in the same export folder {where}"
+    )
 
 
 def _value_mapped(text: str, entity: str, column: str) -> str:
@@ -271,14 +409,7 @@ def _match_header(
     contract: EntityContract, landing_file: LandingFile, header: list[str]
 ) -> dict[str, int]:
     """Position of each contract column in the file's header; fails on a missing column."""
-    positions: dict[str, int] = {}
-    for index, original in enumerate(header):
-        normalized = _normalized(original)
-        if normalized in positions:
-            raise LandingError(
-                f"{landing_file.relative_path}: column {normalized!r} appears twice in the header"
-            )
-        positions[normalized] = index
+    positions = _header_positions(landing_file, header)
     missing = [name for name in contract.required_columns if name not in positions]
     if not missing:
         return positions
