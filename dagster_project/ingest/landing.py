@@ -173,21 +173,38 @@ def missing_expected_files(
     earlier = [d for d in export_dates(root) if d < export_date]
     previous = root / earlier[-1].isoformat() if earlier else None
     folder = root / export_date.isoformat()
+    contracts = list(contracts)
+    stems = _file_stems(root, contracts)
     return [
         contract.name
         for contract in contracts
         if not contract.is_reference
         and (
             not contract.is_optional_file
-            or (previous is not None and _has_entity_file(previous, contract))
+            or (previous is not None and _has_entity_file(previous, contract, stems))
         )
-        and not _has_entity_file(folder, contract)
+        and not _has_entity_file(folder, contract, stems)
     ]
 
 
-def _has_entity_file(folder: Path, contract: EntityContract) -> bool:
+def _file_stems(root: Path, contracts: list[EntityContract]) -> dict[str, str]:
+    """Each entity's file name without suffix: its own, or a mapping profile's."""
+    from dagster_project.ingest.contracts import load_contracts
+    from dagster_project.ingest.mapping import entity_mapping_for
+
+    every_contract = load_contracts()
+    stems = {}
+    for contract in contracts:
+        mapping = (
+            None if contract.is_reference else entity_mapping_for(root, contract, every_contract)
+        )
+        stems[contract.name] = mapping.file if mapping else contract.entity
+    return stems
+
+
+def _has_entity_file(folder: Path, contract: EntityContract, stems: dict[str, str]) -> bool:
     return any(
-        (folder / contract.source / f"{contract.entity}{suffix}").is_file()
+        (folder / contract.source / f"{stems[contract.name]}{suffix}").is_file()
         for suffix in FILE_SUFFIXES
     )
 

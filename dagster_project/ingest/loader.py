@@ -794,7 +794,7 @@ def quarantine_share_findings(
         total = rows_read.get(source_file)
         if not total or quarantined / total <= max_share:
             continue
-        shown = ", ".join(repr(value) for value in (examples or []))
+        shown = ", ".join("(empty)" if v is None else repr(v) for v in (examples or []))
         findings.append(
             f"{source_file}: {quarantined / total:.0%} of rows ({quarantined:,} of {total:,}) "
             f"quarantined by {rule}"

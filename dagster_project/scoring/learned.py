@@ -146,8 +146,8 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
     """Write ``customer_labels`` from the outcomes the company's sources hold; returns how many.
 
     With billing, customers with enough tenure are ranked on a composite of the value
-    measures present; without billing but with won/lost deals, an account with a won deal is
-    *best* and one whose closed deals were all lost is *worst*.
+    measures present; without billing but with won/lost deals, accounts are ranked by win
+    rate: *worst* never won or sit in the bottom ``best_share``, *best* in the top.
 
     Raises:
         NotEnoughCustomersError: the company has neither billing subscriptions nor deals.
@@ -159,7 +159,7 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
             "deals as of this date"
         )
     if basis == DEAL_OUTCOMES_BASIS:
-        return _label_by_deal_outcomes(con, as_of)
+        return _label_by_deal_outcomes(con, settings, as_of)
     weights = {
         "retention": settings.weight_retention,
         "nrr": settings.weight_net_revenue_retention,
@@ -286,20 +286,44 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
     return con.execute(f"SELECT count(*) FROM {LABEL_TABLE}").fetchone()[0]
 
 
-def _label_by_deal_outcomes(con: duckdb.DuckDBPyConnection, as_of) -> int:
+def _label_by_deal_outcomes(
+    con: duckdb.DuckDBPyConnection, settings: LearnedSettings, as_of
+) -> int:
+    """Accounts with closed deals, ranked by win rate: worst are those that never won or sit
+    in the bottom ``best_share``; best the top ``best_share`` (a company whose accounts all won
+    something still has a contrast)."""
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE {LABEL_TABLE} AS
+        WITH closed AS (
+            SELECT
+                account_id,
+                opportunities_won,
+                CAST(opportunities_won AS DOUBLE)
+                    / (opportunities_won + opportunities_lost) AS composite_score
+            FROM marts.fct_account_metrics
+            WHERE as_of_date = $as_of AND opportunities_won + opportunities_lost > 0
+        ),
+        ranked AS (
+            SELECT *, percent_rank() OVER (ORDER BY composite_score) AS composite_rank
+            FROM closed
+        )
         SELECT
             account_id,
-            CAST(opportunities_won AS DOUBLE)
-                / (opportunities_won + opportunities_lost) AS composite_score,
-            CASE WHEN opportunities_won > 0 THEN 'best' ELSE 'worst' END AS outcome_label,
-            CASE WHEN opportunities_won = 0 THEN ['only_lost_deals'] ELSE [] END AS worst_reasons
-        FROM marts.fct_account_metrics
-        WHERE as_of_date = $as_of AND opportunities_won + opportunities_lost > 0
+            composite_score,
+            CASE
+                WHEN opportunities_won = 0 OR composite_rank <= $best_share THEN 'worst'
+                WHEN composite_rank >= 1 - $best_share THEN 'best'
+                ELSE 'middle'
+            END AS outcome_label,
+            CASE
+                WHEN opportunities_won = 0 THEN ['only_lost_deals']
+                WHEN composite_rank <= $best_share THEN ['lowest_win_rate']
+                ELSE []
+            END AS worst_reasons
+        FROM ranked
         """,
-        {"as_of": as_of},
+        {"as_of": as_of, "best_share": settings.best_share},
     )
     return con.execute(f"SELECT count(*) FROM {LABEL_TABLE}").fetchone()[0]
 

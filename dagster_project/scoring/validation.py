@@ -248,14 +248,18 @@ _SOURCE_MEASURES = {
     "subscriptions": ("billing/subscriptions", "MRR, retention, churn, NRR/GRR, expansion"),
     "invoices": ("billing/invoices", "lifetime revenue, payment failures"),
     "tickets": ("support/tickets", "tickets, CSAT, resolution time, support burden"),
+    "churn_events": ("billing/churn_events", "churn and its reason"),
+    "usage": ("product/usage", "adoption: active days, features used, usage trend"),
+    "nps_responses": ("feedback/nps_responses", "NPS"),
 }
 _BASIS_DETAIL = {
     CUSTOMER_VALUE_BASIS: (
-        "best and worst customers from customer value: retention, NRR, CSAT and support "
-        "burden, whichever of them the sources hold"
+        "best and worst customers from customer value: retention, NRR, CSAT, support "
+        "burden, NPS and product usage, whichever of them the sources hold"
     ),
     DEAL_OUTCOMES_BASIS: (
-        "no billing: best and worst accounts from deal outcomes (a won deal vs only lost deals)"
+        "no billing: best and worst accounts from deal outcomes (win rate of closed deals; "
+        "an account that never won is worst)"
     ),
 }
 

@@ -443,23 +443,23 @@ def test_nps_and_product_usage_join_the_composite_when_present(con):
 
 
 def test_without_billing_labels_come_from_deal_outcomes(con):
-    """No subscriptions (is_churned NULL everywhere) but won and lost deals: an account with
-    a won deal is best, one whose closed deals were all lost is worst, one with only open
-    deals is not labelled."""
-    metrics = [
-        customer_metrics("W", churned=None),
-        customer_metrics("L", stage="prospect", churned=None),
-        customer_metrics("O", stage="open_pipeline", churned=None),
-    ]
-    metrics[0].update(opportunities_won=2, opportunities_lost=1)
-    metrics[1].update(opportunities_won=0, opportunities_lost=3)
-    metrics[2].update(opportunities_won=0, opportunities_lost=0)
-    for row in metrics:
-        row["is_churned_within_90_days"] = None
+    """No subscriptions (is_churned NULL everywhere) but won and lost deals: accounts with
+    closed deals are ranked by win rate; one that never won is worst, the bottom best_share
+    too (every account may have won something), the top best_share best; an account with
+    only open deals is not labelled."""
+    won_lost = {"W1": (3, 0), "W2": (2, 1), "W3": (1, 1), "W4": (1, 3), "L": (0, 3), "O": (0, 0)}
+    metrics = []
+    for account_id, (won, lost) in won_lost.items():
+        row = customer_metrics(account_id, churned=None)
+        row.update(opportunities_won=won, opportunities_lost=lost, is_churned_within_90_days=None)
+        metrics.append(row)
     create_marts(con, [account(m["account_id"]) for m in metrics], metrics)
-    assert label_customers(con, LearnedSettings(), AS_OF) == 2
+    assert label_customers(con, LearnedSettings(best_share=0.25), AS_OF) == 5
     labels = _labels(con)
-    assert labels["W"][0] == pytest.approx(2 / 3) and labels["W"][1:] == ("best", [])
+    # win rates L 0, W4 .25, W3 .5, W2 .67, W1 1 -> percent ranks 0, .25, .5, .75, 1
+    assert labels["W1"][:2] == (1.0, "best") and labels["W2"][1] == "best"
+    assert labels["W3"][1] == "middle"
+    assert labels["W4"][1:] == ("worst", ["lowest_win_rate"])
     assert labels["L"][1:] == ("worst", ["only_lost_deals"])
     assert "O" not in labels
 

@@ -15,6 +15,7 @@ aggregated as (
         -- A trial is not a customer relationship yet; any other subscription is.
         count(case when status <> 'trialing' then 1 end) as customer_subscriptions,
         min(case when status <> 'trialing' then started_at end) as first_subscription_started_at,
+        max(started_at) as last_subscription_started_at,
         max(
             case
                 when status <> 'trialing' and not is_active

@@ -102,6 +102,7 @@ joined as (
         case when sources.has_subscriptions then coalesce(subscriptions.current_mrr_usd, 0) end
             as current_mrr_usd,
         subscriptions.first_subscription_started_at,
+        subscriptions.last_subscription_started_at,
         subscriptions.last_subscription_ended_at,
         case when sources.has_subscriptions then coalesce(mrr.mrr_12_months_ago_usd, 0) end
             as mrr_12_months_ago_usd,
@@ -171,6 +172,22 @@ joined as (
 
 ),
 
+recorded as (
+
+    select
+        *,
+        coalesce(
+            last_churn_recorded_at is not null
+            and (
+                last_subscription_started_at is null
+                or last_churn_recorded_at >= last_subscription_started_at
+            ),
+            false
+        ) as is_churned_by_record
+    from joined
+
+),
+
 lifecycle as (
 
     -- Billing is the truth about being a customer: a running subscription makes one, and a
@@ -179,16 +196,18 @@ lifecycle as (
     select
         *,
         case
+            -- A churn record (a churn event, the account's churned_at) with no subscription
+            -- started since: churned, even if billing still shows one running (an export
+            -- whose billing lags the churn). A subscription started after it is a comeback.
+            when is_churned_by_record then 'churned'
             when active_subscriptions > 0 then 'customer'
             when customer_subscriptions > 0 then 'churned'
-            -- A churn record (event or the account's churned_at) with nothing running now.
-            when last_churn_recorded_at is not null then 'churned'
             when opportunities_won > 0 then 'customer'
             when opportunities_open > 0 then 'open_pipeline'
             else 'prospect'
         end as lifecycle_stage,
         coalesce(first_subscription_started_at, first_won_at) as customer_since_at
-    from joined
+    from recorded
 
 ),
 
@@ -200,8 +219,8 @@ churn as (
         -- to have churned or stayed.
         case when has_churn_records then lifecycle_stage = 'churned' end as is_churned,
         case
-            when lifecycle_stage = 'churned'
-                then coalesce(last_subscription_ended_at, last_churn_recorded_at)
+            when is_churned_by_record then last_churn_recorded_at
+            when lifecycle_stage = 'churned' then last_subscription_ended_at
         end as churned_at
     from lifecycle
 
