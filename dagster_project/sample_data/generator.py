@@ -1046,6 +1046,8 @@ _ENTITY_EXPRESSIONS: dict[str, dict[str, str]] = {
         "ELSE last_funding_v0 END",
         "open_roles": "CASE WHEN NOT shows_open_roles THEN NULL WHEN refresh_at < $cutoff "
         "THEN open_roles_v1 ELSE open_roles_v0 END",
+        # The generator's churn lives in the subscriptions; the column stays empty.
+        "churned_at": "CAST(NULL AS VARCHAR)",
         "created_at": "ts(created_at)",
         "updated_at": "ts(updated_at_at_cutoff)",
         "is_deleted": "coalesce(deleted_at < $cutoff, false)",
