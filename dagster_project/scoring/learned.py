@@ -129,10 +129,19 @@ def outcome_basis(con: duckdb.DuckDBPyConnection, as_of) -> str | None:
     else ``deal_outcomes`` with won/lost deals, else None: nothing to learn from."""
     # Read from the facts themselves: a fact is NULL exactly when its source is absent
     # (is_churned needs billing subscriptions, opportunities_won needs deals).
+    columns = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'marts' AND table_name = 'fct_account_metrics'"
+        ).fetchall()
+    }
     for column, basis in (
         ("is_churned", CUSTOMER_VALUE_BASIS),
         ("opportunities_won", DEAL_OUTCOMES_BASIS),
     ):
+        if column not in columns:
+            continue
         known = con.execute(
             f"SELECT count({column}) FROM marts.fct_account_metrics WHERE as_of_date = $as_of",
             {"as_of": as_of},

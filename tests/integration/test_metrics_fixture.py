@@ -331,6 +331,16 @@ NOTHING: dict[str, Any] = {
     "activities_last_90_days": 0,
     "days_since_last_funding": None,
     "open_roles": None,
+    # The fixture has no churn events, product usage or NPS: those facts are NULL for all.
+    "churn_reason": None,
+    "usage_active_days_last_30_days": None,
+    "usage_active_days_last_90_days": None,
+    "features_used_last_90_days": None,
+    "usage_trend": None,
+    "last_usage_date": None,
+    "nps_responses": None,
+    "avg_nps_score": None,
+    "net_promoter_score": None,
 }
 
 
