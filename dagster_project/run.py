@@ -88,9 +88,17 @@ def failed_check_reason(evaluation) -> str:
         shown = "; ".join(values[:_MAX_REASON_VALUES])
         more = len(values) - _MAX_REASON_VALUES
         return shown + (f" (and {more} more)" if more > 0 else "")
-    counts = {key: metadata[key] for key in ("failing_rows", "failure_count") if key in metadata}
+    counts = {
+        label: metadata[key]
+        for key, label in (
+            ("failing_rows", "failing rows"),
+            ("failure_count", "failures"),
+            ("dagster_dbt/failed_row_count", "failing rows (dbt test)"),
+        )
+        if key in metadata
+    }
     if counts:
-        return ", ".join(f"{key.replace('_', ' ')}: {value}" for key, value in counts.items())
+        return ", ".join(f"{label}: {value}" for label, value in counts.items())
     return "no detail recorded; see the check in the Dagster UI"
 
 

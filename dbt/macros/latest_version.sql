@@ -9,10 +9,13 @@
       the winning row (a deletion that carries a stale updated_at still deletes). A key sent
       again in an export after its deletion is back.
 
+    An entity without updated_at (has_updated_at=false: events sent again) takes the later
+    export, then the later line.
+
     `relation` is a CTE or relation holding raw columns incl. _export_date and _line_number,
     already limited to exports dated <= as_of_date. Returns its columns plus version_rank.
 -#}
-{% macro latest_version(relation, key_columns, has_is_deleted=true) -%}
+{% macro latest_version(relation, key_columns, has_is_deleted=true, has_updated_at=true) -%}
     {%- set keys = key_columns if key_columns is not string else [key_columns] -%}
     select *
     from (
@@ -20,7 +23,9 @@
             {{ relation }}.*,
             row_number() over (
                 partition by {{ keys | join(', ') }}
-                order by updated_at desc nulls last, _export_date desc, _line_number desc
+                order by
+                    {%- if has_updated_at %} updated_at desc nulls last,{% endif %}
+                    _export_date desc, _line_number desc
             ) as version_rank
             {%- if has_is_deleted %},
             max(case when is_deleted then _export_date end) over (

@@ -284,3 +284,42 @@ def test_stale_dbt_target_folders_are_pruned_and_recent_ones_kept(tmp_path):
         "dbt_models-0123abc-fedcba9",
         "manifest.json",
     ]
+
+
+def test_any_date_since_2000_is_a_partition_and_others_are_refused_with_what_to_do(tmp_path):
+    """Public CRM exports date from 2016-2017: no setting needed. A date outside the
+    partitions is a message naming ICP_PARTITIONS_START, not a Dagster traceback."""
+    from dagster_project.defs.partitions import check_as_of_dates
+    from dagster_project.run import run_pipeline
+
+    assert AS_OF_PARTITIONS.has_partition_key("2016-10-20")
+    check_as_of_dates(date(2000, 1, 1), date(2017, 12, 31))
+    with pytest.raises(ValueError, match="set ICP_PARTITIONS_START=1999-12-31"):
+        check_as_of_dates(date(1999, 12, 31))
+    with pytest.raises(ValueError, match="in the future"):
+        check_as_of_dates(date(2999, 1, 1))
+    settings = replace(
+        settings_for(tmp_path, tmp_path / "w.duckdb"), as_of_date=date(1999, 6, 30)
+    )
+    with pytest.raises(ValueError, match="before the first partition"):
+        run_pipeline(settings)
+
+
+def test_a_failed_checks_reason_lists_its_failing_values():
+    from dagster_project.run import failed_check_reason
+
+    def evaluation(**metadata):
+        return dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(["raw", "support__tickets"]),
+            check_name="raw_rows_satisfy_contract",
+            passed=False,
+            metadata={key: dg.MetadataValue.json(value) if isinstance(value, list)
+                      else dg.MetadataValue.int(value) for key, value in metadata.items()},
+        )  # fmt: skip
+
+    failures = [f"csat: less_than_or_equal_to(5.0) (value {v})" for v in (9, 7, 8, 6)]
+    assert failed_check_reason(evaluation(failures=failures, failure_count=4)) == (
+        "csat: less_than_or_equal_to(5.0) (value 9); csat: less_than_or_equal_to(5.0) "
+        "(value 7); csat: less_than_or_equal_to(5.0) (value 8) (and 1 more)"
+    )
+    assert failed_check_reason(evaluation(failing_rows=12)) == "failing rows: 12"

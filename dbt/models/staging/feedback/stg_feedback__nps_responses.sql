@@ -9,16 +9,9 @@ source as (
 
 latest as (
 
-    select
-        *,
-        cast(null as {{ dbt.type_timestamp() }}) as updated_at
-    from source
-
-),
-
-versions as (
-
-    {{ latest_version('latest', ['account_id', 'responded_at'], has_is_deleted=false) }}
+    {{ latest_version(
+        'source', ['account_id', 'responded_at'], has_is_deleted=false, has_updated_at=false
+    ) }}
 
 ),
 
@@ -29,7 +22,7 @@ final as (
         responded_at,
         score,
         _export_date as export_date
-    from versions
+    from latest
     where responded_at < {{ as_of_cutoff() }}
 
 )

@@ -9,17 +9,9 @@ source as (
 
 latest as (
 
-    -- No updated_at: a row exported again wins by its later export date.
-    select
-        *,
-        cast(null as {{ dbt.type_timestamp() }}) as updated_at
-    from source
-
-),
-
-versions as (
-
-    {{ latest_version('latest', ['account_id', 'occurred_at', 'feature'], has_is_deleted=false) }}
+    {{ latest_version(
+        'source', ['account_id', 'occurred_at', 'feature'], has_is_deleted=false, has_updated_at=false
+    ) }}
 
 ),
 
@@ -31,7 +23,7 @@ final as (
         {{ normalize_slug('feature') }} as feature,
         coalesce(quantity, 1) as quantity,
         _export_date as export_date
-    from versions
+    from latest
     where occurred_at < {{ as_of_cutoff() }}
 
 )
