@@ -378,6 +378,11 @@ def _lookup_file(landing_file: LandingFile, lookup: Lookup, where: str) -> Landi
     for suffix in FILE_SUFFIXES:
         candidate = folder / f"{lookup.file}{suffix}"
         if candidate.is_file():
+            if not candidate.resolve().is_relative_to(folder):
+                raise LandingError(
+                    f"{(root_relative / candidate.name).as_posix()}: resolves to "
+                    f"{candidate.resolve()}, outside its export folder {where}"
+                )
             return LandingFile(
                 path=candidate.resolve(),
                 relative_path=(root_relative / candidate.name).as_posix(),

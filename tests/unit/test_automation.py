@@ -323,3 +323,18 @@ def test_a_failed_checks_reason_lists_its_failing_values():
         "(value 7); csat: less_than_or_equal_to(5.0) (value 8) (and 1 more)"
     )
     assert failed_check_reason(evaluation(failing_rows=12)) == "failing rows: 12"
+
+
+def test_dbt_is_found_beside_the_interpreter_when_path_lacks_it(tmp_path, monkeypatch):
+    """`.venv/bin/icp` started by its path (cron, systemd) has no venv bin on PATH."""
+    import sys
+
+    from dagster_project.defs.project import dbt_executable
+    from dagster_project.defs.resources import build_resources
+
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    beside = Path(sys.executable).parent / "dbt"
+    assert beside.is_file()
+    assert dbt_executable() == str(beside)
+    dbt = build_resources(settings_for(tmp_path, tmp_path / "w.duckdb"))["dbt"]
+    assert dbt.dbt_executable == str(beside)

@@ -156,3 +156,13 @@ def test_a_user_written_profile_maps_an_export_of_any_system(tmp_path):
             '{"Created":"2026-01-02"}',
         )
     ]
+
+
+def test_a_lookup_file_symlinked_out_of_the_export_folder_is_refused(tmp_path):
+    landing = system_landing(tmp_path, {"crm": "hubspot"})
+    association = landing / EXPORT / "crm" / "deal_company.csv"
+    outside = tmp_path / "elsewhere.csv"
+    shutil.move(association, outside)
+    association.symlink_to(outside)
+    with pytest.raises(LandingError, match="outside its export folder"):
+        ingest(landing, ["crm/opportunities"])
