@@ -88,6 +88,9 @@ class ValidationSettings:
     icp_share_high: float = 0.15
     psi_warn: float = 0.2
     tier_share_change_warn: float = 0.05
+    #: The learned score is used only when the lower bound of its cross-validated AUC's 95 %
+    #: interval is above this; else the run says no_signal and scores with the rules.
+    no_signal_auc_floor: float = 0.55
 
 
 @dataclass(frozen=True)

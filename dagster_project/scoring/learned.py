@@ -46,6 +46,7 @@ __all__ = [
     "build_attribute_bins",
     "fit_scorecard",
     "label_customers",
+    "labelled_customer_bins",
     "long_bins_sql",
     "outcome_basis",
     "sources_present",
@@ -624,6 +625,30 @@ def fit_scorecard(
         training_rows=len(labels),
         best_rows=int(labels.sum()),
     )
+
+
+def labelled_customer_bins(
+    con: duckdb.DuckDBPyConnection, attributes: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(bins, is_best) of the best and worst customers: one row per customer (by account_id),
+    one text column per attribute, for the out-of-sample evidence."""
+    present = [a for a in attributes if a in set(bin_columns(con))]
+    columns = "".join(
+        f", coalesce(CAST(bins.{quote_identifier(a)} AS VARCHAR), '{MISSING_BIN}')"
+        for a in present
+    )
+    rows = con.execute(
+        f"""
+        SELECT CAST(labels.outcome_label = 'best' AS INTEGER){columns}
+        FROM {LABEL_TABLE} AS labels
+        INNER JOIN {CUSTOMER_BIN_TABLE} AS bins USING (account_id)
+        WHERE labels.outcome_label IN ('best', 'worst')
+        ORDER BY labels.account_id
+        """
+    ).fetchall()
+    labels = np.asarray([row[0] for row in rows], dtype=int)
+    bins = np.asarray([row[1:] for row in rows], dtype=object).reshape(len(rows), len(present))
+    return bins, labels
 
 
 def _require_customers(settings: LearnedSettings, best: int, worst: int) -> None:

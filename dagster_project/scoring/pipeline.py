@@ -20,6 +20,7 @@ from dagster_project.scoring.anti_icp import (
     situational_reasons_sql,
 )
 from dagster_project.scoring.config import ScoringConfig
+from dagster_project.scoring.evidence import OutOfSample, cross_validate
 from dagster_project.scoring.learned import (
     BIN_COUNT_TABLE,
     CUSTOMER_BIN_TABLE,
@@ -30,6 +31,7 @@ from dagster_project.scoring.learned import (
     build_attribute_bins,
     fit_scorecard,
     label_customers,
+    labelled_customer_bins,
     long_bins_sql,
 )
 from dagster_project.scoring.scorecard import (
@@ -52,7 +54,11 @@ from dagster_project.scoring.segments import (
 )
 from dagster_project.sql import wilson_bound_sql
 
-__all__ = ["ScoringRun", "publish", "run_scoring"]
+__all__ = ["NoSignalError", "ScoringRun", "publish", "run_scoring"]
+
+
+class NoSignalError(NotEnoughCustomersError):
+    """The customers are there, but the learned score does not predict them out of sample."""
 
 LEARNED_POINTS_TABLE = "learned_points"
 SCORECARD_TABLE = "scorecard_points"
@@ -74,6 +80,7 @@ class ScoringRun:
     learned_anti_icp_rules: list[LearnedAntiIcpRule] = field(default_factory=list)
     fallback_reason: str | None = None
     attributes: list[str] = field(default_factory=list)
+    out_of_sample: OutOfSample | None = None
 
 
 def run_scoring(
@@ -106,7 +113,7 @@ def run_scoring(
         _profile(con, config, as_of, run)
     else:
         _empty_profile(con)
-    validate(con, config, as_of, backtest, run.fallback_reason)
+    validate(con, config, as_of, backtest, run.fallback_reason, run.out_of_sample)
     return run
 
 
@@ -118,6 +125,20 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
     ).fetchone()
     attributes = build_attribute_bins(con, config.learned, FEATURE_TABLE)
     run.attributes = attributes
+    bins, labels = labelled_customer_bins(con, attributes)
+    run.out_of_sample = cross_validate(
+        bins,
+        labels,
+        config.learned.woe_smoothing,
+        config.learned.regularization_c,
+        config.validation.no_signal_auc_floor,
+    )
+    if run.out_of_sample is not None and run.out_of_sample.verdict == "no_signal":
+        raise NoSignalError(
+            "no signal: the learned score does not tell best from worst customers it was not "
+            f"fitted on ({run.out_of_sample.describe()}); attributes tried: "
+            + ", ".join(attributes)
+        )
     run.segments = find_icp_segments(
         con,
         config.segments.max_segments,

@@ -15,6 +15,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from dagster_project.scoring.config import ScoringConfig
+from dagster_project.scoring.evidence import OutOfSample
 from dagster_project.scoring.learned import (
     BIN_TABLE,
     CUSTOMER_VALUE_BASIS,
@@ -181,10 +182,40 @@ def validate(
     as_of: date,
     backtest: Backtest | None,
     fallback_reason: str | None = None,
+    out_of_sample: OutOfSample | None = None,
 ) -> None:
     """Write ``icp_validation_rows`` (as_of_date, measure, value, threshold, status, detail)."""
     rows: list[tuple[str, float | None, float | None, str, str]] = []
     settings = config.validation
+    if out_of_sample is not None:
+        rows.append(
+            (
+                "out_of_sample_auc",
+                out_of_sample.auc,
+                out_of_sample.floor,
+                out_of_sample.verdict,
+                out_of_sample.describe(),
+            )
+        )
+        rows.append(
+            (
+                "out_of_sample_auc_baseline",
+                out_of_sample.baseline_auc,
+                None,
+                "ok",
+                "one-hot attributes + logistic regression, the same folds",
+            )
+        )
+    elif config.model != "rules" or fallback_reason:
+        rows.append(
+            (
+                "out_of_sample_auc",
+                None,
+                settings.no_signal_auc_floor,
+                "skipped",
+                "too few best or worst customers to cross-validate",
+            )
+        )
     if fallback_reason:
         rows.append(
             (

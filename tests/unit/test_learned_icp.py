@@ -915,6 +915,54 @@ def test_young_customer_base_falls_back_to_rules(tmp_path, con):
     assert con.execute("SELECT count(*) FROM scored_accounts").fetchone()[0] == 50
 
 
+def test_attributes_that_do_not_predict_outcomes_out_of_sample_fall_back_to_rules(tmp_path, con):
+    """Customers whose outcomes are independent of their firmographics: the learned fit
+    would still find 'points' in sample; out of sample it cannot tell best from worst, so the
+    run says no_signal and scores with the rules (issue: real data with no signal)."""
+    rng = np.random.default_rng(8)
+    industries = ["software", "fintech", "retail", "healthcare", "media"]
+    countries = ["US", "GB", "DE", "FR"]
+    metrics, accounts = [], []
+    for i in range(240):
+        churned = bool(rng.random() < 0.3)
+        metrics.append(
+            customer_metrics(
+                f"N{i:03d}",
+                stage="churned" if churned else "customer",
+                churned=churned,
+                fast_churn=churned and bool(rng.random() < 0.5),
+                tenure=int(rng.integers(6, 40)),
+                nrr=float(rng.uniform(0.7, 1.5)),
+                csat=float(rng.uniform(1, 5)),
+                tickets=float(rng.uniform(0.1, 3)),
+                expansion=float(rng.choice([0.0, 50.0])),
+            )
+        )
+        accounts.append(
+            account(
+                f"N{i:03d}",
+                industry=str(rng.choice(industries)),
+                country=str(rng.choice(countries)),
+                size_band=str(rng.choice(["20-99", "100-499", "500-999"])),
+            )
+        )
+    create_marts(con, accounts, metrics)
+    run = run_scoring(con, load_config(tmp_path, "learned"), AS_OF, SCORED_AT)
+    assert run.fallback_reason.startswith("no signal: the learned score does not tell")
+    assert "attributes tried: industry" in run.fallback_reason
+    assert run.out_of_sample.verdict == "no_signal"
+    assert run.score_version.endswith("-fallback")
+    rows = dict(
+        (measure, (value, status))
+        for measure, value, status in con.execute(
+            "SELECT measure, value, status FROM icp_validation_rows"
+        ).fetchall()
+    )
+    assert rows["out_of_sample_auc"][1] == "no_signal"
+    assert rows["out_of_sample_auc"][0] == pytest.approx(run.out_of_sample.auc)
+    assert rows["learned_model"][1] == "warn"
+
+
 # --------------------------------------------------------------------------- find_icp_segments
 
 
