@@ -53,6 +53,8 @@ MEASURES: list[tuple[str, str, tuple[str, float] | None, str]] = [
     ("  planted ICP / rest (reference)", "planted_win_rate_ratio", None, "{:.2f}"),
     ("high tier share", "high_tier_share", None, "{:.3f}"),
     ("backtest AUC (icp_validation)", "backtest_auc", None, "{:.3f}"),
+    ("out-of-sample AUC (cross-validated)", "out_of_sample_auc", None, "{:.3f}"),
+    ("  baseline, same folds", "out_of_sample_auc_baseline", None, "{:.3f}"),
     ("pipeline seconds", "pipeline_seconds", None, "{:.0f}"),
 ]
 
@@ -63,6 +65,9 @@ class SeedResult:
     accounts: int
     quality: IcpQuality
     backtest_auc: float | None
+    out_of_sample_auc: float | None
+    out_of_sample_auc_baseline: float | None
+    out_of_sample_verdict: str
     backtest_status: str
     score_version: str
     pipeline_seconds: float
@@ -131,6 +136,9 @@ def run_seed(seed: int, accounts: int, root: Path, scoring_config: Path) -> Seed
         accounts=quality.accounts,
         quality=quality,
         backtest_auc=validation.get("backtest_auc_won_and_retained", (None, ""))[0],
+        out_of_sample_auc=validation.get("out_of_sample_auc", (None, ""))[0],
+        out_of_sample_auc_baseline=validation.get("out_of_sample_auc_baseline", (None, ""))[0],
+        out_of_sample_verdict=validation.get("out_of_sample_auc", (None, "missing"))[1],
         backtest_status=validation.get("backtest", (None, "missing"))[1],
         score_version=score_version,
         pipeline_seconds=seconds,
@@ -174,7 +182,8 @@ def report(results: list[SeedResult]) -> None:
     for r in results:
         print(
             f"seed {r.seed}: {r.accounts:,} accounts scored, {r.score_version}, backtest "
-            f"{r.backtest_status}, validation warnings: {', '.join(r.warnings) or 'none'}"
+            f"{r.backtest_status}, out of sample {r.out_of_sample_verdict}, validation "
+            f"warnings: {', '.join(r.warnings) or 'none'}"
         )
 
 
