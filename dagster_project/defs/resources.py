@@ -98,4 +98,3 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable()),
     }
-

@@ -90,9 +90,7 @@ def find_entity_files(
         ]
     files = []
     for export_date, folder in candidates:
-        present = [
-            folder / f"{file_stem or contract.entity}{suffix}" for suffix in FILE_SUFFIXES
-        ]
+        present = [folder / f"{file_stem or contract.entity}{suffix}" for suffix in FILE_SUFFIXES]
         present = [path for path in present if path.exists() or path.is_symlink()]
         if len(present) > 1:
             names = ", ".join(_relative(root, path) for path in present)
@@ -171,10 +169,21 @@ def missing_expected_files(
     """
     root = _existing_root(landing_root)
     earlier = [d for d in export_dates(root) if d < export_date]
-    previous = root / earlier[-1].isoformat() if earlier else None
-    folder = root / export_date.isoformat()
     contracts = list(contracts)
-    stems = _file_stems(root, contracts)
+    return _missing_files(
+        root, contracts, export_date, earlier[-1] if earlier else None, _file_stems(root, contracts)
+    )
+
+
+def _missing_files(
+    root: Path,
+    contracts: list[EntityContract],
+    export_date: date,
+    previous_date: date | None,
+    stems: dict[str, str],
+) -> list[str]:
+    previous = root / previous_date.isoformat() if previous_date else None
+    folder = root / export_date.isoformat()
     return [
         contract.name
         for contract in contracts
@@ -219,12 +228,13 @@ def complete_export_dates(
         raise ValueError(f"export completion mode {mode!r} is not one of {COMPLETION_MODES}")
     contracts = list(contracts)
     root = _existing_root(landing_root)
+    dates = export_dates(root)
+    if mode == "marker":
+        return [d for d in dates if (root / d.isoformat() / SUCCESS_MARKER).is_file()]
+    # The file names (landing.yaml and its profiles) are read once, not once per folder.
+    stems = _file_stems(root, contracts)
     return [
         export_date
-        for export_date in export_dates(root)
-        if (
-            (root / export_date.isoformat() / SUCCESS_MARKER).is_file()
-            if mode == "marker"
-            else not missing_expected_files(root, contracts, export_date)
-        )
+        for previous, export_date in zip([None, *dates], dates, strict=False)
+        if not _missing_files(root, contracts, export_date, previous, stems)
     ]

@@ -34,6 +34,7 @@ earlier lookup (``plan: {file: plan, key: id, on: item.plan_id}``).
 
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ import yaml
 
 from dagster_project.ingest.contracts import EntityContract
 from dagster_project.ingest.landing import LandingError
+from dagster_project.ingest.value_maps import value_key, value_key_sql
 from dagster_project.settings import PROJECT_ROOT
 
 __all__ = [
@@ -340,7 +342,7 @@ def column_sql(spec: ColumnSpec, resolve, params: dict[str, object], prefix: str
     """SQL (text) of one contract column; ``resolve(name)`` gives the SQL of a source column
     (``name`` or ``lookup.name``) as text, and every value of the spec is bound in ``params``
     under names starting with ``prefix``."""
-    counter = iter(range(1_000_000))
+    counter = itertools.count()
 
     def bind(value: object) -> str:
         key = f"{prefix}_{next(counter)}"
@@ -369,8 +371,6 @@ def column_sql(spec: ColumnSpec, resolve, params: dict[str, object], prefix: str
     if spec.json_key is not None:
         value = f"json_extract_string({value}, {bind('$.' + spec.json_key)})"
     if spec.values:
-        from dagster_project.ingest.value_maps import value_key, value_key_sql
-
         keys = [value_key(source) for source, _ in spec.values]
         targets = [target for _, target in spec.values]
         value = (
