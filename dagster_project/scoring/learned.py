@@ -49,7 +49,6 @@ __all__ = [
     "labelled_customer_bins",
     "long_bins_sql",
     "outcome_basis",
-    "sources_present",
 ]
 
 #: One row per account: ``account_id`` and one bin column per attribute, named as the attribute.
@@ -104,27 +103,6 @@ class LearnedSettings:
 #: Which outcomes the labels come from, by the sources the company has.
 CUSTOMER_VALUE_BASIS = "customer_value"
 DEAL_OUTCOMES_BASIS = "deal_outcomes"
-SOURCES_TABLE = "intermediate.int_sources_present"
-
-
-def sources_present(con: duckdb.DuckDBPyConnection, as_of) -> dict[str, int]:
-    """Current rows per optional source entity as of ``as_of`` (``int_sources_present``)."""
-    if not table_exists(con, "intermediate", "int_sources_present"):
-        return {}
-    cursor = con.execute(
-        f"SELECT * FROM {SOURCES_TABLE} WHERE as_of_date = $as_of", {"as_of": as_of}
-    )
-    row = cursor.fetchone()
-    if row is None:
-        return {}
-    names = [column[0] for column in cursor.description]
-    return {
-        name.removesuffix("_rows"): int(value)
-        for name, value in zip(names, row, strict=True)
-        if name.endswith("_rows")
-    }
-
-
 def outcome_basis(con: duckdb.DuckDBPyConnection, as_of) -> str | None:
     """``customer_value`` with billing subscriptions (retention, NRR, CSAT, support burden),
     else ``deal_outcomes`` with won/lost deals, else None: nothing to learn from."""

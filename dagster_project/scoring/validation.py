@@ -27,7 +27,6 @@ from dagster_project.scoring.learned import (
     fit_scorecard,
     label_customers,
     outcome_basis,
-    sources_present,
 )
 from dagster_project.scoring.scorecard import (
     FEATURE_TABLE,
@@ -295,9 +294,30 @@ _BASIS_DETAIL = {
 }
 
 
+SOURCES_TABLE = "intermediate.int_sources_present"
+
+
+def _rows_per_source(con: duckdb.DuckDBPyConnection, as_of) -> dict[str, int]:
+    """Current rows per optional source entity as of ``as_of`` (``int_sources_present``)."""
+    if not table_exists(con, "intermediate", "int_sources_present"):
+        return {}
+    cursor = con.execute(
+        f"SELECT * FROM {SOURCES_TABLE} WHERE as_of_date = $as_of", {"as_of": as_of}
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return {}
+    names = [column[0] for column in cursor.description]
+    return {
+        name.removesuffix("_rows"): int(value)
+        for name, value in zip(names, row, strict=True)
+        if name.endswith("_rows")
+    }
+
+
 def _source_rows(con, as_of: date) -> list[tuple]:
     """Which sources were present, what could therefore be measured, what labels came from."""
-    rows_by_source = sources_present(con, as_of)
+    rows_by_source = _rows_per_source(con, as_of)
     present = [
         f"{entity} ({rows_by_source[name]:,} rows): {measures}"
         for name, (entity, measures) in _SOURCE_MEASURES.items()
