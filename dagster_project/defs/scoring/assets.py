@@ -90,19 +90,12 @@ def account_fit_scores(
             moved_current = publish(con, as_of)
             if len(dates) > 1:
                 context.log.info(f"scored as of {as_of}")
-        validation = {
-            measure: (value, status)
-            for measure, value, status in con.execute(
-                "SELECT measure, value, status FROM icp_validation_rows"
-            ).fetchall()
-        }
-        sources, outcome_labels = (
-            con.execute(
-                "SELECT detail FROM icp_validation_rows WHERE measure = $measure",
-                {"measure": measure},
-            ).fetchone()[0]
-            for measure in ("sources_present", "outcome_labels")
-        )
+        validation_rows = con.execute(
+            "SELECT measure, value, status, detail FROM icp_validation_rows"
+        ).fetchall()
+        validation = {measure: (value, status) for measure, value, status, _ in validation_rows}
+        detail = {measure: text for measure, _, _, text in validation_rows}
+        sources, outcome_labels = detail["sources_present"], detail["outcome_labels"]
         tiers = dict(
             con.execute("SELECT fit_tier, count(*) FROM scored_accounts GROUP BY ALL").fetchall()
         )
