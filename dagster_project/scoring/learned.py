@@ -293,23 +293,35 @@ def _label_by_deal_outcomes(
             WHERE as_of_date = $as_of AND opportunities_won + opportunities_lost > 0
         ),
         ranked AS (
-            SELECT *, percent_rank() OVER (ORDER BY composite_score) AS composite_rank
+            -- Ranked from each end, so accounts tied on a win rate share one label: many
+            -- accounts at 100% (or at 0%) are all best (all worst), never none of them.
+            SELECT
+                *,
+                percent_rank() OVER (ORDER BY composite_score) AS rank_from_bottom,
+                percent_rank() OVER (ORDER BY composite_score DESC) AS rank_from_top,
+                max(composite_score) OVER () AS top_score
             FROM closed
+        ),
+        flagged AS (
+            SELECT
+                *,
+                rank_from_bottom <= $best_share AND composite_score < top_score AS is_lowest_rate
+            FROM ranked
         )
         SELECT
             account_id,
             composite_score,
             CASE
-                WHEN opportunities_won = 0 OR composite_rank <= $best_share THEN 'worst'
-                WHEN composite_rank >= 1 - $best_share THEN 'best'
+                WHEN opportunities_won = 0 OR is_lowest_rate THEN 'worst'
+                WHEN rank_from_top <= $best_share THEN 'best'
                 ELSE 'middle'
             END AS outcome_label,
             CASE
                 WHEN opportunities_won = 0 THEN ['only_lost_deals']
-                WHEN composite_rank <= $best_share THEN ['lowest_win_rate']
+                WHEN is_lowest_rate THEN ['lowest_win_rate']
                 ELSE []
             END AS worst_reasons
-        FROM ranked
+        FROM flagged
         """,
         {"as_of": as_of, "best_share": settings.best_share},
     )

@@ -463,6 +463,26 @@ def test_without_billing_labels_come_from_deal_outcomes(con):
     assert labels["L"][1:] == ("worst", ["only_lost_deals"])
     assert "O" not in labels
 
+    # Ties: most accounts never won, the others won every deal. Ranked from one end only,
+    # the 100% accounts sat below the top share and nobody was best.
+    tied = {f"Z{i}": (0, 2) for i in range(6)} | {f"T{i}": (2, 0) for i in range(4)}
+    tied_metrics = []
+    for account_id, (won, lost) in tied.items():
+        row = customer_metrics(account_id, churned=None)
+        row.update(opportunities_won=won, opportunities_lost=lost, is_churned_within_90_days=None)
+        tied_metrics.append(row)
+    create_marts(con, [account(m["account_id"]) for m in tied_metrics], tied_metrics)
+    label_customers(con, LearnedSettings(best_share=0.2), AS_OF)
+    tied_labels = {a: row[1] for a, row in _labels(con).items()}
+    assert tied_labels == {a: "worst" if a.startswith("Z") else "best" for a in tied}
+    # Every account at the same rate: none is the lowest, so none is worst by rate.
+    for row in tied_metrics:
+        row.update(opportunities_won=1, opportunities_lost=1)
+    create_marts(con, [account(m["account_id"]) for m in tied_metrics], tied_metrics)
+    label_customers(con, LearnedSettings(best_share=0.2), AS_OF)
+    assert {row[1] for row in _labels(con).values()} == {"best"}
+
+    create_marts(con, [account(m["account_id"]) for m in metrics], metrics)
     con.execute("UPDATE marts.fct_account_metrics SET opportunities_won = NULL, "
                 "opportunities_lost = NULL")  # fmt: skip
     with pytest.raises(NotEnoughCustomersError, match="no outcomes to learn"):
