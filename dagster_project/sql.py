@@ -10,7 +10,13 @@ from pathlib import Path
 
 import duckdb
 
-__all__ = ["quote_identifier", "string_literal", "table_exists", "wilson_bound_sql"]
+__all__ = [
+    "add_missing_columns",
+    "quote_identifier",
+    "string_literal",
+    "table_exists",
+    "wilson_bound_sql",
+]
 
 
 def quote_identifier(name: str) -> str:
@@ -33,6 +39,15 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
             {"schema": schema, "table": table},
         ).fetchone()[0]
     )
+
+
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, like: str) -> None:
+    """Add to the published ``table`` every column of ``like`` it lacks (NULL in its old rows),
+    so a table published by an older version takes the rows of a newer one."""
+    existing = {row[0] for row in con.execute(f"DESCRIBE {table}").fetchall()}
+    for name, column_type, *_ in con.execute(f"DESCRIBE {like}").fetchall():
+        if name not in existing:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_identifier(name)} {column_type}")
 
 
 def wilson_bound_sql(rate: str, count: str, z: str, side: str) -> str:

@@ -128,9 +128,10 @@ def _labels(con, scored: pd.DataFrame) -> pd.Series:
 
 def _baseline_scores(scored: pd.DataFrame, labels: pd.Series) -> np.ndarray:
     """What an analyst writes in an afternoon: one-hot firmographics (as the CRM spells them),
-    numeric size and revenue, logistic regression on the same best-vs-worst labels."""
+    numeric size and revenue, logistic regression of the best customers (the top 20% of the
+    composite) against every other customer."""
     frame = scored.set_index("account_id")
-    training = labels[labels.isin(["best", "worst"])]
+    training = labels[labels.isin(["best", "middle", "worst"])]
     x_train = frame.loc[training.index, _BASELINE_CATEGORIES + _BASELINE_NUMBERS]
     y_train = (training == "best").astype(int).to_numpy()
     model = make_pipeline(

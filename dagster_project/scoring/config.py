@@ -112,6 +112,9 @@ class ScoringConfig:
     validation: ValidationSettings = field(default_factory=ValidationSettings)
     blend_learned_weight: float = 0.7
     pinned_points: dict[str, float] = field(default_factory=dict)
+    #: Data-driven high tier: the high threshold becomes the highest score whose high tier
+    #: holds this share of the best customers, out of fold (None: ``high_threshold``).
+    high_captures_best_share: float | None = None
 
     def tier_for(self, fit_score: float) -> str:
         """The tier of a score under this config's thresholds."""
@@ -179,6 +182,11 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
         raise fail(
             f"tiers must satisfy 0 <= medium < high <= 100 (got medium={medium}, high={high})"
         )
+    high_recall = tiers.get("high_captures_best_share")
+    if high_recall is not None and (
+        not isinstance(high_recall, int | float) or not 0 < high_recall < 1
+    ):
+        raise fail("tiers.high_captures_best_share must be between 0 and 1 (or absent)")
     routes = {"high": "senior_ae", "medium": "ae", "low": "sdr_nurture", "anti_icp": "disqualify"}
     routes.update(document.get("routes") or {})
     if set(routes) != set(ROUTE_KEYS) or not all(isinstance(v, str) and v for v in routes.values()):
@@ -213,6 +221,7 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
         anti_icp_rules=tuple(rules),
         high_threshold=float(high),
         medium_threshold=float(medium),
+        high_captures_best_share=None if high_recall is None else float(high_recall),
         routes=routes,
         top_factor_count=top_factor_count,
         fingerprint=hashlib.sha256(canonical).hexdigest()[:12],

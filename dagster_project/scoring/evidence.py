@@ -1,60 +1,141 @@
-"""Out-of-sample evidence: does the learned score tell best from worst customers it never saw?
+"""Out-of-sample evidence: which model tells best customers from the rest on accounts it never saw?
 
-Every run cross-validates the fit on its own labelled customers (stratified k-fold): in each
-fold the weight of evidence is counted on the training customers only (a WoE counted on all
-of them would leak the held-out labels into their own features), the logistic regression is
-fitted there and the held-out customers are scored. The AUC of those out-of-fold scores, with
-a 95 % interval (Hanley & McNeil), is the evidence; the same folds score a plain baseline
-(one-hot attributes and a logistic regression), so the two are compared on the same run.
+Every run cross-validates every candidate of ``models`` on its own labelled accounts, with the
+same stratified folds: in each fold a candidate is fitted on the training accounts only (its
+bins' evidence counted there, so held-out labels never leak into their own features) and
+scores the held-out ones. Every candidate is judged on the same target, whatever it was
+trained on: is the account a best customer (1) or not (0). The AUC of those out-of-fold
+scores, with a 95 % interval (Hanley & McNeil), is the evidence:
 
-When the interval's lower bound does not clear ``floor`` the data holds no signal a sales
-team could rely on: the verdict is ``no_signal``.
+- the **champion** is the first publishable candidate of :data:`CANDIDATES` whose mean AUC over
+  the folds is within one standard error of the best mean (the "one standard error" rule:
+  a difference the folds cannot tell from noise does not displace the preferred, better
+  regularised model); it is the one published;
+- the plain baseline (``one_hot_logistic``) is always measured, so the run shows what a plain
+  model does on the same folds; it is never published (its points ignore how much evidence
+  stands behind each bin);
+- gradient boosting is the non-additive reference: the AUC a scorecard leaves on the table;
+- the champion's out-of-fold scores give a calibration (Platt: a logistic regression of the
+  outcome on the score), so ``fit_probability`` is a probability measured out of sample.
+
+When the champion's interval's lower bound does not clear ``floor`` the data holds no signal a
+sales team could rely on: the verdict is ``no_signal``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
-from sklearn.preprocessing import OneHotEncoder
 
-__all__ = ["OutOfSample", "auc_interval", "cross_validate"]
+from dagster_project.scoring.models import (
+    REFERENCE_CANDIDATE,
+    CandidateSettings,
+    fit_additive,
+    gradient_boosting_scores,
+)
+
+__all__ = [
+    "BASELINE",
+    "CANDIDATES",
+    "CandidateAuc",
+    "OutOfSample",
+    "auc_interval",
+    "cross_validate",
+]
 
 MAX_FOLDS = 5
-#: Fixed: the same customers give the same folds, so a rerun gives the same evidence.
+#: Fixed: the same accounts give the same folds, so a rerun gives the same evidence.
 FOLD_SEED = 20261201
+BASELINE = "one_hot_logistic"
+REFERENCE_MAX_TRAINING_ROWS = 50_000
+#: (name, method, trained on): the additive candidates, in order of preference on a tie.
+#: ``best_vs_worst`` trains on best against the clearly bad accounts only (the middle left
+#: out), ``best_vs_rest`` on best against every other labelled account. The last, the plain
+#: baseline, is measured but never published: its points are not weighed by the evidence
+#: behind each bin (a bin of ten accounts can move a score by tens of points).
+CANDIDATES: tuple[tuple[str, str, str], ...] = (
+    ("woe_scorecard", "woe_scorecard", "best_vs_rest"),
+    ("optbinning_scorecard", "optbinning_scorecard", "best_vs_rest"),
+    ("woe_scorecard_best_vs_worst", "woe_scorecard", "best_vs_worst"),
+    (BASELINE, "one_hot_logistic", "best_vs_rest"),
+)
+PUBLISHABLE = tuple(name for name, _, _ in CANDIDATES if name != BASELINE)
 
 
 @dataclass(frozen=True)
-class OutOfSample:
-    """Out-of-fold AUC of the WoE scorecard and of the baseline, with 95 % intervals."""
+class CandidateAuc:
+    """Out-of-fold AUC of one candidate with its 95 % interval."""
 
     auc: float
     low: float
     high: float
-    baseline_auc: float
-    baseline_low: float
-    baseline_high: float
+
+
+@dataclass(frozen=True)
+class OutOfSample:
+    """The cross-validated evidence of every candidate, and the champion it chose."""
+
+    candidates: dict[str, CandidateAuc]
+    champion: str
     folds: int
     best: int
-    worst: int
+    rest: int
     floor: float
+    #: Platt calibration of the champion's out-of-fold log-odds: P(best) = sigmoid(a + b*x).
+    calibration: tuple[float, float]
+    #: The champion's out-of-fold log-odds and the outcome, one per labelled account.
+    champion_scores: np.ndarray = field(repr=False)
+    is_best: np.ndarray = field(repr=False)
+    reference: CandidateAuc | None = None
+
+    @property
+    def auc(self) -> float:
+        return self.candidates[self.champion].auc
+
+    @property
+    def low(self) -> float:
+        return self.candidates[self.champion].low
+
+    @property
+    def high(self) -> float:
+        return self.candidates[self.champion].high
+
+    @property
+    def baseline(self) -> CandidateAuc:
+        return self.candidates[BASELINE]
+
+    @property
+    def champion_method(self) -> str:
+        return next(method for name, method, _ in CANDIDATES if name == self.champion)
+
+    @property
+    def champion_labels(self) -> str:
+        return next(labels for name, _, labels in CANDIDATES if name == self.champion)
 
     @property
     def verdict(self) -> str:
         return "ok" if self.low > self.floor else "no_signal"
 
     def describe(self) -> str:
+        others = "; ".join(
+            f"{name} {c.auc:.3f}" for name, c in self.candidates.items() if name != self.champion
+        )
+        reference = (
+            f"; non-additive reference ({REFERENCE_CANDIDATE}) {self.reference.auc:.3f}"
+            if self.reference
+            else ""
+        )
         return (
             f"{self.folds}-fold cross-validated AUC {self.auc:.3f} (95% interval "
-            f"{self.low:.3f}-{self.high:.3f}) over {self.best} best and {self.worst} worst "
-            f"customers; plain baseline (one-hot logistic regression, same folds) "
-            f"{self.baseline_auc:.3f} ({self.baseline_low:.3f}-{self.baseline_high:.3f}); "
-            f"no_signal when the lower bound is <= {self.floor:.2f}"
+            f"{self.low:.3f}-{self.high:.3f}) of {self.champion}, the best of the candidates, "
+            f"over {self.best} best customers and {self.rest} other labelled accounts; "
+            f"others on the same folds: {others}{reference}; no_signal when the lower bound "
+            f"is <= {self.floor:.2f}"
         )
 
 
@@ -69,70 +150,137 @@ def auc_interval(auc: float, positives: int, negatives: int) -> tuple[float, flo
     return max(0.0, auc - half), min(1.0, auc + half)
 
 
-def _woe_columns(
-    train: np.ndarray, labels: np.ndarray, test: np.ndarray, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """WoE features of ``train`` and ``test`` counted on ``train`` only (bins as codes)."""
-    best_total = int(labels.sum())
-    worst_total = len(labels) - best_total
-    best_prior = alpha * best_total / len(labels)
-    worst_prior = alpha * worst_total / len(labels)
-    train_features = np.zeros(train.shape)
-    test_features = np.zeros(test.shape)
-    for column in range(train.shape[1]):
-        codes = int(max(train[:, column].max(initial=0), test[:, column].max(initial=0))) + 1
-        best = np.bincount(train[labels == 1, column], minlength=codes)
-        worst = np.bincount(train[labels == 0, column], minlength=codes)
-        # The pseudo-count is split by the class totals, as in the published fit: a bin no
-        # training customer has is neutral (0).
-        woe = np.log((best + best_prior) / best_total) - np.log((worst + worst_prior) / worst_total)
-        train_features[:, column] = woe[train[:, column]]
-        test_features[:, column] = woe[test[:, column]]
-    return train_features, test_features
+def _candidate_auc(is_best: np.ndarray, scores: np.ndarray) -> CandidateAuc:
+    auc = float(roc_auc_score(is_best, scores))
+    best = int(is_best.sum())
+    return CandidateAuc(auc, *auc_interval(auc, best, len(is_best) - best))
+
+
+def choose_champion(fold_aucs: dict[str, list[float]]) -> str:
+    """The first publishable candidate (in :data:`CANDIDATES` order) whose mean fold AUC is
+    within one standard error of the best publishable mean."""
+    means = {
+        name: float(np.mean(aucs)) for name, aucs in fold_aucs.items() if name in PUBLISHABLE
+    }
+    leader = max(means, key=means.get)
+    aucs = fold_aucs[leader]
+    standard_error = float(np.std(aucs, ddof=1) / math.sqrt(len(aucs))) if len(aucs) > 1 else 0.0
+    return next(name for name in means if means[name] >= means[leader] - standard_error)
 
 
 def cross_validate(
-    bins: np.ndarray,
-    labels: np.ndarray,
-    woe_smoothing: float,
-    regularization_c: float,
+    codes: np.ndarray,
+    is_best: np.ndarray,
+    is_worst: np.ndarray,
+    bin_counts: list[int],
+    settings: CandidateSettings,
     floor: float,
+    with_reference: bool = True,
 ) -> OutOfSample | None:
-    """Out-of-fold AUCs of the WoE scorecard and the one-hot baseline.
+    """Out-of-fold AUCs of every candidate on the same folds, and the champion.
 
-    ``bins``: one row per labelled customer, one column per attribute, the bin as text;
-    ``labels``: 1 best, 0 worst. None when a class has fewer than two customers (no fold
-    would hold both).
+    ``codes``: one row per labelled account, one bin code per attribute; ``is_best``: 1 best
+    customer, 0 any other labelled account; ``is_worst``: the clearly bad ones among those
+    (the negatives of a ``best_vs_worst`` candidate). None when a class has fewer than two
+    accounts (no fold would hold both) or there is no attribute.
     """
-    labels = np.asarray(labels, dtype=int)
-    best, worst = int(labels.sum()), int(len(labels) - labels.sum())
-    folds = min(MAX_FOLDS, best, worst)
-    if folds < 2 or bins.shape[1] == 0:
+    is_best = np.asarray(is_best, dtype=int)
+    is_worst = np.asarray(is_worst, dtype=bool)
+    best, rest = int(is_best.sum()), int(len(is_best) - is_best.sum())
+    folds = min(MAX_FOLDS, best, rest)
+    if folds < 2 or codes.shape[1] == 0:
         return None
-    codes = np.column_stack(
-        [np.unique(bins[:, column], return_inverse=True)[1] for column in range(bins.shape[1])]
-    ).astype(int)
-    scorecard = np.zeros(len(labels))
-    baseline = np.zeros(len(labels))
+    scores = {name: np.zeros(len(is_best)) for name, _, _ in CANDIDATES}
+    reference = np.zeros(len(is_best))
+    fold_aucs: dict[str, list[float]] = {name: [] for name, _, _ in CANDIDATES}
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=FOLD_SEED)
-    for train, test in splitter.split(codes, labels):
-        train_woe, test_woe = _woe_columns(codes[train], labels[train], codes[test], woe_smoothing)
-        model = LogisticRegression(C=regularization_c, max_iter=1000)
-        model.fit(train_woe, labels[train])
-        scorecard[test] = model.decision_function(test_woe)
-        encoder = OneHotEncoder(handle_unknown="ignore")
-        plain = LogisticRegression(C=1.0, max_iter=1000)
-        plain.fit(encoder.fit_transform(bins[train]), labels[train])
-        baseline[test] = plain.decision_function(encoder.transform(bins[test]))
-    auc = float(roc_auc_score(labels, scorecard))
-    baseline_auc = float(roc_auc_score(labels, baseline))
+    for train, test in splitter.split(codes, is_best):
+        for name, method, labels in CANDIDATES:
+            rows = train
+            if labels == "best_vs_worst":
+                rows = train[(is_best[train] == 1) | is_worst[train]]
+                if len(set(is_best[rows].tolist())) < 2:
+                    rows = train  # no worst accounts in this fold: the rest stand in
+            fit = fit_additive(method, codes[rows], is_best[rows], bin_counts, settings)
+            scores[name][test] = fit.decision(codes[test])
+            fold_aucs[name].append(float(roc_auc_score(is_best[test], scores[name][test])))
+        if with_reference:
+            # A reference needs no more than a sample of a large customer base to show what
+            # interactions are worth.
+            sample = train
+            if len(train) > REFERENCE_MAX_TRAINING_ROWS:
+                sample = np.random.default_rng(FOLD_SEED).choice(
+                    train, REFERENCE_MAX_TRAINING_ROWS, replace=False
+                )
+            reference[test] = gradient_boosting_scores(codes[sample], is_best[sample], codes[test])
+    candidates = {name: _candidate_auc(is_best, scores[name]) for name, _, _ in CANDIDATES}
+    champion = choose_champion(fold_aucs)
+    calibration = LogisticRegression(C=1e6, max_iter=1000)
+    calibration.fit(scores[champion].reshape(-1, 1), is_best)
     return OutOfSample(
-        auc,
-        *auc_interval(auc, best, worst),
-        baseline_auc,
-        *auc_interval(baseline_auc, best, worst),
+        candidates=candidates,
+        champion=champion,
         folds=folds,
         best=best,
-        worst=worst,
+        rest=rest,
         floor=floor,
+        calibration=(float(calibration.intercept_[0]), float(calibration.coef_[0][0])),
+        champion_scores=scores[champion],
+        is_best=is_best,
+        reference=_candidate_auc(is_best, reference) if with_reference else None,
     )
+
+
+def out_of_fold_points(
+    evidence: OutOfSample, score_at_base_odds: float, points_to_double_odds: float
+) -> np.ndarray:
+    """The champion's out-of-fold scores in points, on the published scale (see
+    ``models.scale_to_points``), one per labelled account."""
+    base_rate = evidence.best / (evidence.best + evidence.rest)
+    base_log_odds = math.log(base_rate / (1 - base_rate))
+    factor = points_to_double_odds / math.log(2)
+    return score_at_base_odds + factor * (evidence.champion_scores - base_log_odds)
+
+
+@dataclass(frozen=True)
+class TierEvidence:
+    """One tier, measured out of fold on the labelled accounts."""
+
+    tier: str
+    share: float
+    precision: float | None
+    recall: float
+    lift: float | None
+
+
+def tier_evidence(
+    evidence: OutOfSample, high: float, medium: float, points: np.ndarray
+) -> list[TierEvidence]:
+    """Per tier, of the labelled accounts scored out of fold: the share in the tier, the share
+    of best customers in it (precision), the share of all best customers it holds (recall) and
+    its precision over the base rate (lift)."""
+    is_best = evidence.is_best == 1
+    base_rate = float(is_best.mean())
+    tiers = np.where(points >= high, "high", np.where(points >= medium, "medium", "low"))
+    result = []
+    for tier in ("high", "medium", "low"):
+        members = tiers == tier
+        precision = float(is_best[members].mean()) if members.any() else None
+        result.append(
+            TierEvidence(
+                tier,
+                share=float(members.mean()),
+                precision=precision,
+                recall=float(is_best[members].sum() / is_best.sum()),
+                lift=precision / base_rate if precision is not None else None,
+            )
+        )
+    return result
+
+
+def high_threshold_for_recall(points: np.ndarray, is_best: np.ndarray, recall: float) -> float:
+    """The highest score whose high tier (scores at or above it) holds at least ``recall`` of
+    the best customers out of fold: the smallest high tier that captures them."""
+    best_points = np.sort(points[np.asarray(is_best) == 1])[::-1]
+    needed = max(1, math.ceil(recall * len(best_points)))
+    return float(np.floor(best_points[needed - 1] * 100) / 100)

@@ -1,26 +1,28 @@
-"""The data-derived ICP: outcome labels, binned attributes, a weight-of-evidence scorecard.
+"""The data-derived ICP: outcome labels, binned attributes, a scorecard fitted on them.
 
 1. **Labels** (:func:`label_customers`): customers with enough tenure (churned ones count from
-   the day they churned) get a composite of retention, net revenue retention, satisfaction
-   and low support burden per dollar, each as a percentile rank. The top ``best_share`` are
-   *best*; *worst* are those that churned within 90 days, sit in the top decile of support
-   burden per dollar, or never expanded with poor retention.
+   the day they churned) get a composite of retention, net revenue retention, satisfaction,
+   low support burden per dollar, NPS and product usage (those the sources hold), each as a
+   percentile rank. The top ``best_share`` are *best*; *worst* are those that churned within
+   90 days, sit in the top decile of support burden per dollar, or never expanded with poor
+   retention; the others are *middle*. Prospects whose every closed deal was lost are
+   labelled too (*lost_prospect*): they looked at the product and said no.
 2. **Bins** (:func:`build_attribute_bins`): every account gets one bin per attribute
    (industry, size band, country, business model, ..., one yes/no attribute per frequent tech
    stack item); rare values join ``other``, missing values are a bin of their own. The bins
    are one wide row per account (``account_bins``, a column per attribute), so binning,
    counting and scoring a million accounts each take one pass, not one per attribute.
-3. **Scorecard** (:func:`fit_scorecard`): weight of evidence (best vs worst, smoothed) per bin,
-   an L2-regularised logistic regression on the WoE columns (scikit-learn), and points
-   ``scale * coefficient * woe`` per bin, so an account's score is ``base + sum(points)``, a
-   linear function of the model's log-odds. The scale is anchored on the customers themselves:
-   the median best customer scores ``best_median_score`` (85), the median worst customer
-   ``worst_median_score`` (15): high means "like our best customers", low "like our worst".
+3. **Scorecard** (:func:`fit_scorecard`): one of the additive models of ``models`` (chosen
+   by the out-of-sample evidence of ``evidence``), fitted on best customers against every
+   other labelled account, and scaled to points per bin, so an account's score is
+   ``base + sum(points)``, a linear function of the model's log-odds: ``score_at_base_odds``
+   (50) is the odds of an average labelled account and every ``points_to_double_odds`` (20)
+   points double them. A score of 70 means twice as likely as average to become a best
+   customer.
 
-Binning, counting and scoring run in DuckDB; only the labelled customers' WoE matrix (one row
-per labelled customer, one column per attribute) reaches scikit-learn. The per-bin counts over
-all accounts are taken once, when binning (``bin_counts``); the fit reads the labelled
-customers only.
+Binning, counting and scoring run in DuckDB; only the labelled accounts' bin codes (one row
+per labelled account, one small integer per attribute) reach numpy and scikit-learn. The
+per-bin counts over all accounts are taken once, when binning (``bin_counts``).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
+from dagster_project.scoring.models import CandidateSettings, fit_additive, scale_to_points
 from dagster_project.sql import quote_identifier, table_exists
 
 __all__ = [
@@ -46,7 +48,8 @@ __all__ = [
     "build_attribute_bins",
     "fit_scorecard",
     "label_customers",
-    "labelled_customer_bins",
+    "LabelledBins",
+    "labelled_bin_codes",
     "long_bins_sql",
     "outcome_basis",
 ]
@@ -94,15 +97,33 @@ class LearnedSettings:
     min_labelled_customers: int = 30
     min_bin_accounts: int = 10
     max_tech_items: int = 15
-    woe_smoothing: float = 0.5
+    #: Prospects whose every closed deal was lost are labelled accounts too (not best).
+    lost_prospects_as_rest: bool = True
+    #: Pseudo-customers at the base rate behind every bin's evidence: a bin's own customers
+    #: outweigh them only once it has more than this many.
+    prior_customers: float = 30.0
     regularization_c: float = 1.0
-    best_median_score: float = 85.0
-    worst_median_score: float = 15.0
+    #: optbinning's smallest bin, as a share of the labelled accounts.
+    min_bin_share: float = 0.05
+    #: Score scale: this score is the odds of an average labelled account, and every
+    #: ``points_to_double_odds`` points more double the odds of becoming a best customer.
+    score_at_base_odds: float = 50.0
+    points_to_double_odds: float = 20.0
+
+    @property
+    def candidate_settings(self) -> CandidateSettings:
+        return CandidateSettings(
+            prior_customers=self.prior_customers,
+            regularization_c=self.regularization_c,
+            min_bin_share=self.min_bin_share,
+        )
 
 
 #: Which outcomes the labels come from, by the sources the company has.
 CUSTOMER_VALUE_BASIS = "customer_value"
 DEAL_OUTCOMES_BASIS = "deal_outcomes"
+
+
 def outcome_basis(con: duckdb.DuckDBPyConnection, as_of) -> str | None:
     """``customer_value`` with billing subscriptions (retention, NRR, CSAT, support burden),
     else ``deal_outcomes`` with won/lost deals, else None: nothing to learn from."""
@@ -256,6 +277,13 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
             END AS outcome_label,
             worst_reasons
         FROM flagged
+        UNION ALL
+        -- A prospect with no open deal that lost every closed one: evidence of who does
+        -- not buy.
+        SELECT account_id, NULL, 'lost_prospect', ['only_lost_deals']
+        FROM marts.fct_account_metrics
+        WHERE $lost_prospects AND as_of_date = $as_of AND lifecycle_stage = 'prospect'
+          AND opportunities_lost > 0 AND opportunities_won = 0
         """,
         {
             "as_of": as_of,
@@ -269,6 +297,7 @@ def label_customers(con: duckdb.DuckDBPyConnection, settings: LearnedSettings, a
             "support_top_share": settings.worst_support_burden_top_share,
             "poor_grr": settings.worst_poor_grr_below,
             "best_share": settings.best_share,
+            "lost_prospects": settings.lost_prospects_as_rest,
         },
     )
     return con.execute(f"SELECT count(*) FROM {LABEL_TABLE}").fetchone()[0]
@@ -514,169 +543,158 @@ def _tech_stack_bins(
 
 @dataclass(frozen=True)
 class Scorecard:
-    """Points per (attribute, bin) and the base, in score units."""
+    """Points per (attribute, bin) and the base, in score units, of one fitted method."""
 
+    method: str
     base_points: float
     points: dict[tuple[str, str], float]
-    coefficients: dict[str, float]
+    #: The bin's evidence in log-odds (its WoE times the attribute's coefficient; for the
+    #: one-hot model the bin's coefficient).
     woe: dict[tuple[str, str], float]
+    #: Labelled accounts the fit saw in each bin.
+    support: dict[tuple[str, str], int]
     training_rows: int
     best_rows: int
+    #: Best customers' share of the training rows: the odds a score of ``score_at_base_odds``
+    #: stands for.
+    base_rate: float
 
 
 def fit_scorecard(
     con: duckdb.DuckDBPyConnection,
     settings: LearnedSettings,
     attributes: list[str],
-    best_accounts_sql: str = f"SELECT account_id FROM {LABEL_TABLE} WHERE outcome_label = 'best'",
+    method: str = "woe_scorecard",
+    trained_on: str = "best_vs_rest",
+    best_accounts_sql: str | None = None,
 ) -> Scorecard:
-    """Fit the WoE scorecard on best (1) against worst (0) customers.
+    """Fit one additive model of ``models`` on the labelled accounts and scale it to points.
 
     ``best_accounts_sql`` selects the positives (one ICP segment's best customers, for a
-    multi-ICP profile); the negatives are always the worst customers. Reads ``customer_bins``
-    and ``bin_counts`` as :func:`build_attribute_bins` left them.
+    multi-ICP profile; default: every best customer); the negatives are every labelled
+    account that is not a best customer (``best_vs_rest``) or the worst ones
+    (``best_vs_worst``). Reads ``customer_labels``, ``customer_bins`` and ``bin_counts``.
     """
-    labelled = f"""
-        SELECT account_id, 1 AS is_best FROM ({best_accounts_sql})
-        UNION ALL
-        SELECT account_id, 0 FROM {LABEL_TABLE} WHERE outcome_label = 'worst'
-    """
-    # Checked first: with no labelled customers at all the WoE below would be NULL.
-    best, worst = con.execute(
-        f"SELECT count(*) FILTER (WHERE is_best = 1), count(*) FILTER (WHERE is_best = 0) "
-        f"FROM ({labelled})"
-    ).fetchone()
-    _require_customers(settings, best, worst)
-    # The fit reads the labelled customers' bins, never all accounts (those were counted once,
-    # into bin_counts, when they were binned).
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE labelled_bins AS
-        SELECT labelled.is_best, account_bins.*
-        FROM ({labelled}) AS labelled
-        INNER JOIN {CUSTOMER_BIN_TABLE} AS account_bins USING (account_id)
-        """
+    labelled = labelled_bin_codes(con, attributes, best_accounts_sql)
+    negatives = labelled.is_worst if trained_on == "best_vs_worst" else ~labelled.is_labelled_best
+    rows = np.flatnonzero((labelled.is_best == 1) | negatives)
+    best = int(labelled.is_best[rows].sum())
+    _require_customers(settings, best, len(rows) - best)
+    fit = fit_additive(
+        method,
+        labelled.codes[rows],
+        labelled.is_best[rows],
+        labelled.bin_counts,
+        settings.candidate_settings,
     )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TEMP TABLE bin_woe AS
-        WITH labelled_counts AS (
-            SELECT attribute, bin,
-                   sum(is_best) AS best_count,
-                   count(*) - sum(is_best) AS worst_count
-            FROM (
-                UNPIVOT labelled_bins ON COLUMNS(* EXCLUDE (account_id, is_best))
-                INTO NAME attribute VALUE bin
-            )
-            GROUP BY ALL
-        )
-        SELECT
-            bins.attribute,
-            bins.bin,
-            -- The pseudo-count is split in proportion to the class totals, so a value with no
-            -- labelled customer is neutral (WoE 0) and small bins shrink towards 0.
-            ln((coalesce(best_count, 0) + $alpha * $best_total / ($best_total + $worst_total))
-               / $best_total)
-              - ln((coalesce(worst_count, 0)
-                    + $alpha * $worst_total / ($best_total + $worst_total))
-                   / $worst_total) AS woe
-        FROM {BIN_COUNT_TABLE} AS bins
-        LEFT JOIN labelled_counts USING (attribute, bin)
-        """,
-        {"alpha": settings.woe_smoothing, "best_total": best, "worst_total": worst},
+    base_rate = best / len(rows)
+    base_points, points = scale_to_points(
+        fit, base_rate, settings.score_at_base_odds, settings.points_to_double_odds
     )
-    woe = {
-        (attribute, bin_): float(value)
-        for attribute, bin_, value in con.execute("SELECT * FROM bin_woe").fetchall()
-    }
-    features, labels = _woe_matrix(con, attributes)
-    _require_customers(settings, int(labels.sum()), int(len(labels) - labels.sum()))
-    model = LogisticRegression(C=settings.regularization_c, max_iter=1000)
-    model.fit(features, labels)
-    log_odds = model.decision_function(features)
-    best_median = float(np.median(log_odds[labels == 1]))
-    worst_median = float(np.median(log_odds[labels == 0]))
-    if best_median <= worst_median:
-        raise NotEnoughCustomersError("cannot learn the ICP: best and worst customers look alike")
-    score_span = settings.best_median_score - settings.worst_median_score
-    scale = score_span / (best_median - worst_median)
-    offset = settings.best_median_score - scale * best_median
-    coefficients = dict(zip(attributes, model.coef_[0].tolist(), strict=True))
-    points = {
-        (attribute, bin_): round(scale * coefficients[attribute] * value, 2)
-        for (attribute, bin_), value in woe.items()
-        if attribute in coefficients
-    }
-    return Scorecard(
-        base_points=round(offset + scale * float(model.intercept_[0]), 2),
-        points=points,
-        coefficients=coefficients,
-        woe=woe,
-        training_rows=len(labels),
-        best_rows=int(labels.sum()),
-    )
-
-
-def labelled_customer_bins(
-    con: duckdb.DuckDBPyConnection, attributes: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(bins, is_best) of the best and worst customers: one row per customer (by account_id),
-    one text column per attribute, for the out-of-sample evidence."""
-    present = [a for a in attributes if a in set(bin_columns(con))]
-    columns = "".join(
-        f", coalesce(CAST(bins.{quote_identifier(a)} AS VARCHAR), '{MISSING_BIN}')"
-        for a in present
-    )
-    rows = con.execute(
-        f"""
-        SELECT CAST(labels.outcome_label = 'best' AS INTEGER){columns}
-        FROM {LABEL_TABLE} AS labels
-        INNER JOIN {CUSTOMER_BIN_TABLE} AS bins USING (account_id)
-        WHERE labels.outcome_label IN ('best', 'worst')
-        ORDER BY labels.account_id
-        """
-    ).fetchall()
-    labels = np.asarray([row[0] for row in rows], dtype=int)
-    bins = np.asarray([row[1:] for row in rows], dtype=object).reshape(len(rows), len(present))
-    return bins, labels
-
-
-def _require_customers(settings: LearnedSettings, best: int, worst: int) -> None:
-    if best + worst < settings.min_labelled_customers or not best or not worst:
+    log_odds = fit.decision(labelled.codes[rows])
+    is_best = labelled.is_best[rows] == 1
+    # On average the best must score above the rest, by more than rounding: else nothing sets
+    # them apart (identical bins give every account the same log-odds).
+    if log_odds[is_best].mean() <= log_odds[~is_best].mean() + 1e-9:
         raise NotEnoughCustomersError(
-            f"cannot learn the ICP from {best} best and {worst} worst customers (at least "
-            f"{settings.min_labelled_customers} labelled, some of each, are needed); "
-            "lower learned.min_tenure_months or add history"
+            "cannot learn the ICP: best customers and the rest look alike"
         )
+    keys = [
+        (attribute, bin_)
+        for attribute, bins in zip(labelled.attributes, labelled.bins, strict=True)
+        for bin_ in bins
+    ]
+    return Scorecard(
+        method=fit.method,
+        base_points=round(base_points, 2),
+        points=dict(zip(keys, (round(float(v), 2) for v in np.concatenate(points)), strict=True)),
+        woe=dict(zip(keys, (float(v) for v in np.concatenate(fit.contributions)), strict=True)),
+        support=dict(zip(keys, (int(v) for v in np.concatenate(fit.support)), strict=True)),
+        training_rows=len(rows),
+        best_rows=best,
+        base_rate=base_rate,
+    )
 
 
-def _woe_matrix(
-    con: duckdb.DuckDBPyConnection, attributes: list[str]
-) -> tuple[np.ndarray, np.ndarray]:
-    """(features, is_best) of ``labelled_bins``: one row per labelled customer (by account_id),
-    one WoE column per attribute (0 where the customer has no bin of it)."""
-    present = set(bin_columns(con))
-    joins, selects, params = [], [], {}
-    for i, attribute in enumerate(attributes):
-        if attribute not in present:
-            continue
-        params[f"attribute{i}"] = attribute
-        selects.append(f"coalesce(woe{i}.woe, 0) AS column{i}")
-        joins.append(
-            f"LEFT JOIN bin_woe AS woe{i} ON woe{i}.attribute = $attribute{i} "
-            f"AND woe{i}.bin = labelled_bins.{quote_identifier(attribute)}"
-        )
+@dataclass(frozen=True)
+class LabelledBins:
+    """The labelled accounts' bins as codes, for the models: ``codes[i, a]`` is the position
+    of account ``i``'s bin in ``bins[a]``, every bin of attribute ``a`` any account holds."""
+
+    attributes: list[str]
+    bins: list[list[str]]
+    account_ids: np.ndarray
+    codes: np.ndarray
+    #: 1: a positive (a best customer, or one of the segment's); 0: not.
+    is_best: np.ndarray
+    is_worst: np.ndarray
+    #: A best customer of any segment (never a negative of another segment's fit).
+    is_labelled_best: np.ndarray
+
+    @property
+    def bin_counts(self) -> list[int]:
+        return [len(bins) for bins in self.bins]
+
+
+def labelled_bin_codes(
+    con: duckdb.DuckDBPyConnection,
+    attributes: list[str],
+    best_accounts_sql: str | None = None,
+) -> LabelledBins:
+    """The labelled accounts of ``customer_labels`` (one row each, by account_id) with their
+    bins as codes into every bin of ``bin_counts``; best are those ``best_accounts_sql``
+    selects (one ICP segment's, for a multi-ICP profile)."""
+    best_accounts_sql = best_accounts_sql or (
+        f"SELECT account_id FROM {LABEL_TABLE} WHERE outcome_label = 'best'"
+    )
+    present = [a for a in attributes if a in set(bin_columns(con))]
+    bins = {a: [] for a in present}
+    for attribute, bin_ in con.execute(
+        f"SELECT attribute, bin FROM {BIN_COUNT_TABLE} ORDER BY attribute, bin"
+    ).fetchall():
+        if attribute in bins:
+            bins[attribute].append(bin_)
+    for values in bins.values():
+        if MISSING_BIN not in values:
+            values.append(MISSING_BIN)  # a customer without a bin of it (NULL) is "missing"
+    params = {f"bins{i}": bins[a] for i, a in enumerate(present)}
+    codes = "".join(
+        f", list_position($bins{i}, coalesce(CAST(customer.{quote_identifier(a)} AS VARCHAR), "
+        f"'{MISSING_BIN}')) - 1 AS code{i}"
+        for i, a in enumerate(present)
+    )
     rows = con.execute(
         f"""
-        SELECT labelled_bins.is_best{"".join(", " + select for select in selects)}
-        FROM labelled_bins {" ".join(joins)}
-        ORDER BY labelled_bins.account_id
+        SELECT labels.account_id,
+               CAST(labels.account_id IN ({best_accounts_sql}) AS INTEGER) AS is_best,
+               labels.outcome_label = 'worst' AS is_worst,
+               labels.outcome_label = 'best' AS is_labelled_best{codes}
+        FROM {LABEL_TABLE} AS labels
+        INNER JOIN {CUSTOMER_BIN_TABLE} AS customer USING (account_id)
+        ORDER BY labels.account_id
         """,
         params,
     ).fetchnumpy()
-    labels = np.asarray(rows["is_best"], dtype=int)
-    features = np.zeros((len(labels), len(attributes)))
-    for i, attribute in enumerate(attributes):
-        if attribute in present:
-            features[:, i] = np.asarray(rows[f"column{i}"], dtype=float)
-    return features, labels
+    count = len(rows["account_id"])
+    matrix = np.zeros((count, len(present)), dtype=np.int64)
+    for i in range(len(present)):
+        matrix[:, i] = np.asarray(rows[f"code{i}"], dtype=np.int64)
+    return LabelledBins(
+        attributes=present,
+        bins=[bins[a] for a in present],
+        account_ids=np.asarray(rows["account_id"], dtype=object),
+        codes=matrix,
+        is_best=np.asarray(rows["is_best"], dtype=int),
+        is_worst=np.asarray(rows["is_worst"], dtype=bool),
+        is_labelled_best=np.asarray(rows["is_labelled_best"], dtype=bool),
+    )
+
+
+def _require_customers(settings: LearnedSettings, best: int, rest: int) -> None:
+    if best + rest < settings.min_labelled_customers or not best or not rest:
+        raise NotEnoughCustomersError(
+            f"cannot learn the ICP from {best} best customers and {rest} other labelled "
+            f"accounts (at least "
+            f"{settings.min_labelled_customers} labelled, some of each, are needed); "
+            "lower learned.min_tenure_months or add history"
+        )

@@ -8,6 +8,7 @@ chooses decides where points come from: ``rules`` (the hand-set points model), `
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -20,7 +21,12 @@ from dagster_project.scoring.anti_icp import (
     situational_reasons_sql,
 )
 from dagster_project.scoring.config import ScoringConfig
-from dagster_project.scoring.evidence import OutOfSample, cross_validate
+from dagster_project.scoring.evidence import (
+    OutOfSample,
+    cross_validate,
+    high_threshold_for_recall,
+    out_of_fold_points,
+)
 from dagster_project.scoring.learned import (
     BIN_COUNT_TABLE,
     CUSTOMER_BIN_TABLE,
@@ -31,7 +37,7 @@ from dagster_project.scoring.learned import (
     build_attribute_bins,
     fit_scorecard,
     label_customers,
-    labelled_customer_bins,
+    labelled_bin_codes,
     long_bins_sql,
 )
 from dagster_project.scoring.scorecard import (
@@ -52,13 +58,14 @@ from dagster_project.scoring.segments import (
     IcpSegment,
     find_icp_segments,
 )
-from dagster_project.sql import wilson_bound_sql
+from dagster_project.sql import add_missing_columns, wilson_bound_sql
 
 __all__ = ["NoSignalError", "ScoringRun", "publish", "run_scoring"]
 
 
 class NoSignalError(NotEnoughCustomersError):
     """The customers are there, but the learned score does not predict them out of sample."""
+
 
 LEARNED_POINTS_TABLE = "learned_points"
 SCORECARD_TABLE = "scorecard_points"
@@ -81,6 +88,43 @@ class ScoringRun:
     fallback_reason: str | None = None
     attributes: list[str] = field(default_factory=list)
     out_of_sample: OutOfSample | None = None
+    #: The published model: the champion of the out-of-sample evidence.
+    method: str = "woe_scorecard"
+    trained_on: str = "best_vs_rest"
+    blended: bool = False
+    score_at_base_odds: float = 50.0
+    points_to_double_odds: float = 20.0
+    #: The tier thresholds the run scored with (the high one may be data-driven).
+    high_threshold: float | None = None
+    medium_threshold: float | None = None
+    #: Set when the high threshold was data-driven (``tiers.high_captures_best_share``).
+    high_captures_best_share: float | None = None
+
+    @property
+    def fit_confidence(self) -> str:
+        """``validated``: learned points with out-of-sample evidence; ``insufficient_evidence``:
+        the learned ICP was not supported (the rules stand in); ``not_validated``: hand-set
+        or blended points, which no out-of-sample test backs."""
+        if self.fallback_reason:
+            return "insufficient_evidence"
+        if self.scorecards and self.out_of_sample is not None and not self.blended:
+            return "validated"
+        return "not_validated"
+
+    def fit_probability_line(self) -> tuple[float, float] | None:
+        """(intercept, slope) of the calibrated probability of becoming a best customer in
+        score units, ``P = sigmoid(intercept + slope * unbounded score)``; None when the
+        published score is not the validated learned one."""
+        if self.fit_confidence != "validated":
+            return None
+        evidence = self.out_of_sample
+        a, b = evidence.calibration
+        base_rate = evidence.best / (evidence.best + evidence.rest)
+        per_point = math.log(2) / self.points_to_double_odds
+        base_log_odds = math.log(base_rate / (1 - base_rate))
+        # Log-odds x of a score s: x = base_log_odds + (s - score_at_base_odds) * per_point.
+        intercept = a + b * (base_log_odds - self.score_at_base_odds * per_point)
+        return intercept, b * per_point
 
 
 def run_scoring(
@@ -89,7 +133,13 @@ def run_scoring(
     """Score every account as of ``as_of``; results stay in temporary tables."""
     from dagster_project.scoring.validation import validate
 
-    run = ScoringRun(as_of=as_of, score_version=config.score_version)
+    run = ScoringRun(
+        as_of=as_of,
+        score_version=config.score_version,
+        blended=config.model == "blend",
+        score_at_base_odds=config.learned.score_at_base_odds,
+        points_to_double_odds=config.learned.points_to_double_odds,
+    )
     column_types = build_features(con, as_of)
     uses_learned = config.model in ("learned", "blend")
     backtest = None
@@ -106,15 +156,39 @@ def run_scoring(
             config = replace(config, model="rules")
             uses_learned = False
             backtest = None
+    if uses_learned and config.high_captures_best_share and run.out_of_sample is not None:
+        config = replace(config, high_threshold=_data_driven_high_threshold(config, run))
+        run.high_captures_best_share = config.high_captures_best_share
+    run.high_threshold, run.medium_threshold = config.high_threshold, config.medium_threshold
     _combine_factor_points(con, config, column_types, uses_learned)
     _flag_anti_icp(con, config, column_types, uses_learned)
-    score_accounts(con, config, as_of, scored_at, run.score_version)
+    score_accounts(
+        con,
+        config,
+        as_of,
+        scored_at,
+        run.score_version,
+        run.fit_confidence,
+        run.fit_probability_line(),
+    )
     if uses_learned:
         _profile(con, config, as_of, run)
     else:
         _empty_profile(con)
-    validate(con, config, as_of, backtest, run.fallback_reason, run.out_of_sample)
+    validate(con, config, as_of, backtest, run)
     return run
+
+
+def _data_driven_high_threshold(config: ScoringConfig, run: ScoringRun) -> float:
+    """The smallest high tier holding ``high_captures_best_share`` of the best customers out of
+    fold, kept above the medium threshold."""
+    points = out_of_fold_points(
+        run.out_of_sample, run.score_at_base_odds, run.points_to_double_odds
+    )
+    threshold = high_threshold_for_recall(
+        points, run.out_of_sample.is_best, config.high_captures_best_share
+    )
+    return min(100.0, max(threshold, config.medium_threshold + 0.01))
 
 
 def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
@@ -125,20 +199,24 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
     ).fetchone()
     attributes = build_attribute_bins(con, config.learned, FEATURE_TABLE)
     run.attributes = attributes
-    bins, labels = labelled_customer_bins(con, attributes)
+    labelled = labelled_bin_codes(con, attributes)
     run.out_of_sample = cross_validate(
-        bins,
-        labels,
-        config.learned.woe_smoothing,
-        config.learned.regularization_c,
+        labelled.codes,
+        labelled.is_best,
+        labelled.is_worst,
+        labelled.bin_counts,
+        config.learned.candidate_settings,
         config.validation.no_signal_auc_floor,
     )
     if run.out_of_sample is not None and run.out_of_sample.verdict == "no_signal":
         raise NoSignalError(
-            "no signal: the learned score does not tell best from worst customers it was not "
+            "no signal: no model tells best customers from the rest on accounts it was not "
             f"fitted on ({run.out_of_sample.describe()}); attributes tried: "
             + ", ".join(attributes)
         )
+    if run.out_of_sample is not None:
+        run.method = run.out_of_sample.champion_method
+        run.trained_on = run.out_of_sample.champion_labels
     run.segments = find_icp_segments(
         con,
         config.segments.max_segments,
@@ -148,7 +226,7 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {SCORECARD_TABLE} "
         "(icp_segment VARCHAR, attribute VARCHAR, bin VARCHAR, points DECIMAL(7, 2), woe DOUBLE, "
-        "base_points DECIMAL(7, 2))"
+        "base_points DECIMAL(7, 2), labelled_accounts BIGINT)"
     )
     try:
         _fit_segment_scorecards(con, config, attributes, run)
@@ -177,11 +255,16 @@ def _fit_segment_scorecards(con, config: ScoringConfig, attributes, run: Scoring
             {"segment": segment.name},
         )
         scorecard = fit_scorecard(
-            con, config.learned, attributes, "SELECT account_id FROM segment_best"
+            con,
+            config.learned,
+            attributes,
+            run.method,
+            run.trained_on,
+            "SELECT account_id FROM segment_best",
         )
         run.scorecards[segment.name] = scorecard
         con.executemany(
-            f"INSERT INTO {SCORECARD_TABLE} VALUES (?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO {SCORECARD_TABLE} VALUES (?, ?, ?, ?, ?, ?, ?)",
             [
                 (
                     segment.name,
@@ -190,6 +273,7 @@ def _fit_segment_scorecards(con, config: ScoringConfig, attributes, run: Scoring
                     config.pinned_points.get(f"{attribute}={bin_}", points),
                     scorecard.woe[(attribute, bin_)],
                     scorecard.base_points,
+                    scorecard.support[(attribute, bin_)],
                 )
                 for (attribute, bin_), points in sorted(scorecard.points.items())
             ],
@@ -365,7 +449,11 @@ def _profile(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
             {wilson_bound_sql("share_best", "best_total", "1.96", "upper")} AS share_best_ci_high,
             card.woe,
             card.points,
-            best_customers + worst_customers < 10 AS is_low_sample,
+            -- Fewer labelled accounts behind the bin than pseudo-customers in its prior: its
+            -- points are mostly the prior's (near 0), not its own evidence.
+            CASE WHEN card.labelled_accounts IS NULL
+                THEN best_customers + worst_customers < $low_sample
+                ELSE card.labelled_accounts < $low_sample END AS is_low_sample,
             CAST($score_version AS VARCHAR)
         FROM shares
         LEFT JOIN {SCORECARD_TABLE} AS card
@@ -374,7 +462,12 @@ def _profile(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
            AND card.bin = shares.bin
         ORDER BY shares.icp_segment, shares.attribute, shares.bin
         """,
-        {"segments": segments, "as_of": as_of, "score_version": run.score_version},
+        {
+            "segments": segments,
+            "as_of": as_of,
+            "score_version": run.score_version,
+            "low_sample": config.learned.prior_customers,
+        },
     )
 
 
@@ -396,6 +489,7 @@ def publish(con: duckdb.DuckDBPyConnection, as_of: date) -> bool:
             ("marts.icp_validation", VALIDATION_TABLE),
         ):
             con.execute(f"CREATE TABLE IF NOT EXISTS {table} AS SELECT * FROM {rows} LIMIT 0")
+            add_missing_columns(con, table, rows)
             con.execute(f"DELETE FROM {table} WHERE as_of_date = $as_of", {"as_of": as_of})
             con.execute(f"INSERT INTO {table} BY NAME SELECT * FROM {rows}")
         moved = publish_scores(con, as_of, in_transaction=True)

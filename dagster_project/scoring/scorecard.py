@@ -27,7 +27,7 @@ import duckdb
 
 from dagster_project.scoring.config import Condition, ScoringConfig, ScoringConfigError
 from dagster_project.scoring.learned import BIN_TABLE, bin_columns
-from dagster_project.sql import quote_identifier, table_exists
+from dagster_project.sql import add_missing_columns, quote_identifier, table_exists
 
 __all__ = [
     "BASE_FACTOR",
@@ -420,8 +420,14 @@ def score_accounts(
     as_of: date,
     scored_at: datetime,
     score_version: str,
+    fit_confidence: str = "not_validated",
+    fit_probability_line: tuple[float, float] | None = None,
 ) -> None:
     """Write ``scored_accounts``: one row per account with every published column.
+
+    ``fit_probability`` is ``sigmoid(intercept + slope * score)`` of ``fit_probability_line``
+    on the score before the 0-100 cut (NULL without a line); ``fit_confidence`` says what
+    backs the score (see ``pipeline.ScoringRun.fit_confidence``).
 
     Reads ``factor_points (account_id, factor_codes, base_points)`` and its catalogue,
     ``anti_icp_flags (account_id, anti_icp_reasons)`` and ``account_segments (account_id,
@@ -547,6 +553,10 @@ def score_accounts(
             account_id,
             CAST($as_of AS DATE) AS as_of_date,
             CAST(fit_score AS DECIMAL(7, 2)) AS fit_score,
+            CAST(round(1 / (1 + exp(-($probability_intercept + $probability_slope
+                * CAST(fit_score - coalesce(bounds_points, 0) AS DOUBLE)))), 4) AS DOUBLE)
+                AS fit_probability,
+            CAST($fit_confidence AS VARCHAR) AS fit_confidence,
             fit_tier,
             len(anti_icp_reasons) > 0 AS is_anti_icp,
             anti_icp_reasons,
@@ -575,6 +585,11 @@ def score_accounts(
             "as_of": as_of,
             "score_version": score_version,
             "scored_at": scored_at,
+            "fit_confidence": fit_confidence,
+            "probability_intercept": None
+            if fit_probability_line is None
+            else fit_probability_line[0],
+            "probability_slope": None if fit_probability_line is None else fit_probability_line[1],
         },
     )
     con.execute(f"RESET VARIABLE {_ITEMS_VARIABLE}")
@@ -599,6 +614,7 @@ def publish_scores(
         con.execute(
             f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} AS SELECT * FROM {SCORED_TABLE} LIMIT 0"
         )
+        add_missing_columns(con, HISTORY_TABLE, SCORED_TABLE)
         con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE as_of_date = $as_of", {"as_of": as_of})
         con.execute(f"INSERT INTO {HISTORY_TABLE} BY NAME SELECT * FROM {SCORED_TABLE}")
         newest = (

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from dagster_project.scoring.config import ScoringConfig
-from dagster_project.scoring.evidence import OutOfSample
+from dagster_project.scoring.evidence import BASELINE, out_of_fold_points, tier_evidence
 from dagster_project.scoring.learned import (
     BIN_TABLE,
     CUSTOMER_VALUE_BASIS,
@@ -28,6 +29,7 @@ from dagster_project.scoring.learned import (
     label_customers,
     outcome_basis,
 )
+from dagster_project.scoring.models import REFERENCE_CANDIDATE
 from dagster_project.scoring.scorecard import (
     FEATURE_TABLE,
     HISTORY_TABLE,
@@ -37,6 +39,9 @@ from dagster_project.scoring.scorecard import (
     scorecard_total_sql,
 )
 from dagster_project.sql import table_exists
+
+if TYPE_CHECKING:
+    from dagster_project.scoring.pipeline import ScoringRun
 
 __all__ = ["Backtest", "run_backtest", "validate"]
 
@@ -180,31 +185,14 @@ def validate(
     config: ScoringConfig,
     as_of: date,
     backtest: Backtest | None,
-    fallback_reason: str | None = None,
-    out_of_sample: OutOfSample | None = None,
+    run: ScoringRun,
 ) -> None:
     """Write ``icp_validation_rows`` (as_of_date, measure, value, threshold, status, detail)."""
     rows: list[tuple[str, float | None, float | None, str, str]] = []
     settings = config.validation
-    if out_of_sample is not None:
-        rows.append(
-            (
-                "out_of_sample_auc",
-                out_of_sample.auc,
-                out_of_sample.floor,
-                out_of_sample.verdict,
-                out_of_sample.describe(),
-            )
-        )
-        rows.append(
-            (
-                "out_of_sample_auc_baseline",
-                out_of_sample.baseline_auc,
-                None,
-                "ok",
-                "one-hot attributes + logistic regression, the same folds",
-            )
-        )
+    fallback_reason = run.fallback_reason
+    if run.out_of_sample is not None:
+        rows.extend(_out_of_sample_rows(run))
     elif config.model != "rules" or fallback_reason:
         rows.append(
             (
@@ -212,7 +200,7 @@ def validate(
                 None,
                 settings.no_signal_auc_floor,
                 "skipped",
-                "too few best or worst customers to cross-validate",
+                "too few best customers or other labelled accounts to cross-validate",
             )
         )
     if fallback_reason:
@@ -324,9 +312,7 @@ def _source_rows(con, as_of: date) -> list[tuple]:
         if rows_by_source.get(name, 0) > 0
     ]
     absent = [
-        entity
-        for name, (entity, _) in _SOURCE_MEASURES.items()
-        if rows_by_source.get(name, 0) == 0
+        entity for name, (entity, _) in _SOURCE_MEASURES.items() if rows_by_source.get(name, 0) == 0
     ]
     detail = "present: crm/accounts; " + "; ".join(present) if present else "present: crm/accounts"
     if absent:
@@ -349,6 +335,100 @@ def _source_rows(con, as_of: date) -> list[tuple]:
             else "no billing subscriptions and no won or lost deals: nothing to learn the ICP from",
         ),
     ]
+
+
+def _out_of_sample_rows(run: ScoringRun) -> list[tuple]:
+    """The cross-validated evidence: the champion's AUC and verdict, every candidate's, the
+    non-additive reference, and (when the learned score is published) each tier's precision,
+    recall and lift and the calibration, all out of fold."""
+    evidence = run.out_of_sample
+    rows = [
+        ("out_of_sample_auc", evidence.auc, evidence.floor, evidence.verdict, evidence.describe()),
+        (
+            "out_of_sample_auc_baseline",
+            evidence.baseline.auc,
+            None,
+            "ok",
+            f"{BASELINE}: one-hot attributes + logistic regression, the same folds (95% interval "
+            f"{evidence.baseline.low:.3f}-{evidence.baseline.high:.3f})",
+        ),
+        (
+            "champion_model",
+            None,
+            None,
+            "ok" if evidence.verdict == "ok" else evidence.verdict,
+            f"{evidence.champion}: the preferred candidate within one standard error of the "
+            "best out-of-fold AUC"
+            + ("" if evidence.verdict == "ok" else "; not published (no signal)"),
+        ),
+    ]
+    for name, candidate in evidence.candidates.items():
+        rows.append(
+            (
+                f"out_of_sample_auc_{name}",
+                candidate.auc,
+                None,
+                "ok",
+                f"95% interval {candidate.low:.3f}-{candidate.high:.3f}",
+            )
+        )
+    if evidence.reference is not None:
+        left = evidence.reference.auc - evidence.auc
+        rows.append(
+            (
+                f"out_of_sample_auc_reference_{REFERENCE_CANDIDATE}",
+                evidence.reference.auc,
+                None,
+                "ok",
+                f"non-additive reference (may use interactions); the published scorecard is "
+                f"{left:+.3f} AUC from it"
+                if left > 0
+                else "non-additive reference (may use interactions); the published scorecard "
+                f"does as well ({-left:.3f} AUC better)",
+            )
+        )
+    if run.fit_confidence != "validated":
+        return rows
+    points = out_of_fold_points(evidence, run.score_at_base_odds, run.points_to_double_odds)
+    for tier in tier_evidence(evidence, run.high_threshold, run.medium_threshold, points):
+        for measure, value in (
+            ("share", tier.share),
+            ("precision", tier.precision),
+            ("recall", tier.recall),
+            ("lift", tier.lift),
+        ):
+            rows.append(
+                (
+                    f"out_of_fold_{measure}_{tier.tier}_tier",
+                    value,
+                    None,
+                    "ok",
+                    f"labelled accounts scored out of fold, {tier.tier} tier: {measure}",
+                )
+            )
+    intercept, slope = run.fit_probability_line()
+    probability = 1 / (1 + np.exp(-(intercept + slope * points)))
+    order = np.argsort(probability, kind="stable")
+    for quintile, members in enumerate(np.array_split(order, 5), start=1):
+        if len(members):
+            rows.append(
+                (
+                    f"out_of_fold_calibration_quintile_{quintile}",
+                    float(evidence.is_best[members].mean()),
+                    float(probability[members].mean()),
+                    "ok",
+                    "share of best customers (value) against the mean fit_probability "
+                    "(threshold) in this fifth of the out-of-fold scores",
+                )
+            )
+    threshold_detail = (
+        f"data-driven: the smallest high tier holding {run.high_captures_best_share:.0%} of "
+        "the best customers out of fold"
+        if run.high_captures_best_share
+        else "configured (tiers.high)"
+    )
+    rows.append(("high_tier_threshold", run.high_threshold, None, "ok", threshold_detail))
+    return rows
 
 
 def _high_beats_low(con, backtest: Backtest | None) -> tuple:

@@ -298,9 +298,7 @@ def test_any_date_since_2000_is_a_partition_and_others_are_refused_with_what_to_
         check_as_of_dates(date(1999, 12, 31))
     with pytest.raises(ValueError, match="in the future"):
         check_as_of_dates(date(2999, 1, 1))
-    settings = replace(
-        settings_for(tmp_path, tmp_path / "w.duckdb"), as_of_date=date(1999, 6, 30)
-    )
+    settings = replace(settings_for(tmp_path, tmp_path / "w.duckdb"), as_of_date=date(1999, 6, 30))
     with pytest.raises(ValueError, match="before the first partition"):
         run_pipeline(settings)
 

@@ -30,6 +30,7 @@ from dagster_project.scoring.config import ScoringConfig, load_scoring_config
 from dagster_project.scoring.learned import (
     BIN_COUNT_TABLE,
     BIN_TABLE,
+    CUSTOMER_BIN_TABLE,
     LABEL_TABLE,
     LearnedSettings,
     NotEnoughCustomersError,
@@ -742,78 +743,66 @@ def _scorecard_setup(con, seed: int = 11, best: int = 60, worst: int = 80, middl
     return settings, build_attribute_bins(con, settings, "features")
 
 
-def test_scorecard_rewards_the_value_of_the_best_and_anchors_medians(con):
+def test_scorecard_rewards_the_value_of_the_best_on_the_odds_scale(con):
     settings, attributes = _scorecard_setup(con)
     card = fit_scorecard(con, settings, attributes)
-    assert card.training_rows == 140 and card.best_rows == 60
+    # Best customers against every other labelled customer, middle ones included.
+    assert card.training_rows == 200 and card.best_rows == 60 and card.base_rate == 0.3
     assert max(card.points, key=card.points.get) == ("deployment", "cloud")
     assert card.points[("deployment", "cloud")] > 0
     assert card.points[("deployment", "on_prem")] < 0
     assert min(card.points, key=card.points.get) == ("deployment", "on_prem")
     assert card.woe[("deployment", "cloud")] > 0 > card.woe[("deployment", "on_prem")]
-    assert card.coefficients["deployment"] > 0
     # noise moves the score far less than the signal
     noise = [abs(p) for (attribute, _), p in card.points.items() if attribute == "industry"]
     assert (
         max(noise) < card.points[("deployment", "cloud")] - card.points[("deployment", "on_prem")]
     )
-
-    scores = dict(
-        con.execute(
-            f"""
-            SELECT account_id, sum(points) FROM ({long_bins_sql()})
-            INNER JOIN (SELECT unnest($a) AS attribute, unnest($b) AS bin, unnest($p) AS points)
-                USING (attribute, bin)
-            GROUP BY account_id
-            """,
-            {
-                "a": [a for a, _ in card.points],
-                "b": [b for _, b in card.points],
-                "p": list(card.points.values()),
-            },
-        ).fetchall()
+    # 20 points per doubling of the odds: a bin's points are its log-odds times 20 / ln 2.
+    for key, points in card.points.items():
+        assert points == pytest.approx(20 / np.log(2) * card.woe[key], abs=0.006), key
+    assert card.support[("deployment", "cloud")] == sum(
+        1
+        for (deployment,) in con.execute(f"SELECT deployment FROM {CUSTOMER_BIN_TABLE}").fetchall()
+        if deployment == "cloud"
     )
-    labelled = dict(con.execute(f"SELECT account_id, outcome_label FROM {LABEL_TABLE}").fetchall())
-    best = [card.base_points + scores[a] for a, label in labelled.items() if label == "best"]
-    worst = [card.base_points + scores[a] for a, label in labelled.items() if label == "worst"]
-    # rounding: base and one point value per attribute to 0.01 each
-    assert np.median(best) == pytest.approx(85, abs=0.02)
-    assert np.median(worst) == pytest.approx(15, abs=0.02)
+
+    worst_only = fit_scorecard(con, settings, attributes, trained_on="best_vs_worst")
+    assert worst_only.training_rows == 140 and worst_only.best_rows == 60
 
 
-def test_scorecard_anchors_follow_the_settings(con):
+def test_scorecard_scale_follows_the_settings(con):
     settings, attributes = _scorecard_setup(con)
-    card = fit_scorecard(
+    card = fit_scorecard(con, settings, attributes)
+    steeper = fit_scorecard(
         con,
-        LearnedSettings(
-            **{**settings.__dict__, "best_median_score": 70.0, "worst_median_score": 30.0}
-        ),
+        LearnedSettings(**{**settings.__dict__, "points_to_double_odds": 10.0}),
         attributes,
     )
-    per_account = {}
-    for account_id, attribute, bin_ in con.execute(long_bins_sql()).fetchall():
-        per_account[account_id] = (
-            per_account.get(account_id, card.base_points) + card.points[(attribute, bin_)]
-        )
-    best = [
-        per_account[a]
-        for (a,) in con.execute(
-            f"SELECT account_id FROM {LABEL_TABLE} WHERE outcome_label = 'best'"
-        ).fetchall()
-    ]
-    assert np.median(best) == pytest.approx(70, abs=0.02)
+    for key, points in card.points.items():
+        assert steeper.points[key] == pytest.approx(points / 2, abs=0.01)
+    shifted = fit_scorecard(
+        con,
+        LearnedSettings(**{**settings.__dict__, "score_at_base_odds": 60.0}),
+        attributes,
+    )
+    assert shifted.base_points == pytest.approx(card.base_points + 10, abs=0.01)
+    assert shifted.points == card.points
 
 
 def test_not_enough_customers(con):
-    settings, attributes = _scorecard_setup(con, best=10, worst=10)
-    with pytest.raises(NotEnoughCustomersError, match="10 best and 10 worst"):
+    settings, attributes = _scorecard_setup(con, best=10, worst=10, middle=0)
+    with pytest.raises(NotEnoughCustomersError, match="10 best customers and 10 other"):
         fit_scorecard(con, settings, attributes)
-    settings, attributes = _scorecard_setup(con, best=60, worst=0)
-    with pytest.raises(NotEnoughCustomersError, match="60 best and 0 worst"):
+    settings, attributes = _scorecard_setup(con, best=60, worst=0, middle=0)
+    with pytest.raises(NotEnoughCustomersError, match="60 best customers and 0 other"):
         fit_scorecard(con, settings, attributes)
     settings, attributes = _scorecard_setup(con, best=0, worst=60)
-    with pytest.raises(NotEnoughCustomersError, match="0 best and 60 worst"):
+    with pytest.raises(NotEnoughCustomersError, match="0 best customers and 120 other"):
         fit_scorecard(con, settings, attributes)
+    # The middle customers are evidence too: with them the same ten best are enough.
+    settings, attributes = _scorecard_setup(con, best=10, worst=10, middle=60)
+    assert fit_scorecard(con, settings, attributes).training_rows == 80
 
 
 def test_no_labelled_customers_at_all_is_not_enough_customers(con):
@@ -835,7 +824,7 @@ def test_best_and_worst_alike_is_not_enough_customers(con):
     )
     settings = LearnedSettings(attributes=("industry", "deployment"))
     attributes = build_attribute_bins(con, settings, "features")
-    with pytest.raises(NotEnoughCustomersError, match="alike"):
+    with pytest.raises(NotEnoughCustomersError, match="look alike"):
         fit_scorecard(con, settings, attributes)
 
 
@@ -968,7 +957,7 @@ def test_attributes_that_do_not_predict_outcomes_out_of_sample_fall_back_to_rule
         )
     create_marts(con, accounts, metrics)
     run = run_scoring(con, load_config(tmp_path, "learned"), AS_OF, SCORED_AT)
-    assert run.fallback_reason.startswith("no signal: the learned score does not tell")
+    assert run.fallback_reason.startswith("no signal: no model tells best customers from the rest")
     assert "attributes tried: industry" in run.fallback_reason
     assert run.out_of_sample.verdict == "no_signal"
     assert run.score_version.endswith("-fallback")

@@ -101,8 +101,11 @@ def test_a_missing_column_for_a_required_field_names_file_profile_and_column(tmp
     lines = accounts.read_text(encoding="utf-8").splitlines()
     lines[0] = lines[0].replace('"Name"', '"AccountName"')
     accounts.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    with pytest.raises(LandingError, match=r"Account\.csv: column\(s\) Name for the required "
-                       r"column account_name missing \(profile salesforce, crm/accounts\)"):
+    with pytest.raises(
+        LandingError,
+        match=r"Account\.csv: column\(s\) Name for the required "
+        r"column account_name missing \(profile salesforce, crm/accounts\)",
+    ):
         ingest(landing, [])
 
 

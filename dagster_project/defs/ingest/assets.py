@@ -100,9 +100,7 @@ def _build_ingest_asset(
             except LandingError as error:
                 raise data_error(f"ingest of {contract.name} failed: {error}") from error
             contract_failures = raw_contract_failures(con, contract)
-            share_findings = quarantine_share_findings(
-                con, result, landing.max_quarantine_share
-            )
+            share_findings = quarantine_share_findings(con, result, landing.max_quarantine_share)
         context.log.info(
             f"{contract.name}: {result.rows_read} rows read, {result.rows_loaded} loaded, "
             f"{result.rows_quarantined} quarantined from {len(result.files)} file(s)"
