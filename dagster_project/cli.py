@@ -233,11 +233,24 @@ def explain(
         f"fit score [bold]{explanation.fit_score}[/], tier {explanation.fit_tier}, "
         f"route {explanation.route}"
     )
-    table = Table("factor", "points")
+    if explanation.fit_confidence:
+        probability = (
+            f", probability of becoming a best customer {explanation.fit_probability:.1%}"
+            if explanation.fit_probability is not None
+            else ""
+        )
+        console.print(f"confidence: {explanation.fit_confidence}{probability}")
+    table = Table("factor", "points", "evidence")
     for factor, points in explanation.factors:
-        table.add_row(factor, f"{points:+}")
-    table.add_row("[bold]total[/]", f"[bold]{explanation.factor_total}[/]")
+        evidence = "low sample" if factor in explanation.low_sample_factors else ""
+        table.add_row(factor, f"{points:+}", evidence)
+    table.add_row("[bold]total[/]", f"[bold]{explanation.factor_total}[/]", "")
     console.print(table)
+    if explanation.low_sample_factors & {factor for factor, _ in explanation.factors}:
+        console.print(
+            "low sample: fewer labelled accounts behind the value than the prior weighs; its "
+            "points are small by design (docs/scoring.md)"
+        )
     if explanation.is_anti_icp:
         console.print("anti-ICP: " + ", ".join(explanation.anti_icp_reasons))
     else:

@@ -48,6 +48,13 @@ class IcpQuality:
     #: split would show, the reference for the tier ratio on this data.
     win_rate_planted_icp: float | None
     win_rate_planted_rest: float | None
+    #: Of the high tier, the share planted ICP (precision); of the planted ICP, the share in
+    #: the high tier (recall).
+    high_tier_precision: float | None = None
+    high_tier_recall: float | None = None
+    #: The high tier's share of accounts counting only accounts scored on validated learned
+    #: points (``fit_confidence = 'validated'``): 0 when the run fell back to the rules.
+    learned_high_tier_share: float = 0.0
 
     @property
     def win_rate_ratio(self) -> float | None:
@@ -76,6 +83,7 @@ def evaluate_against_truth(warehouse: Path, landing: Path) -> IcpQuality:
             """
             SELECT scores.account_id, scores.fit_score::DOUBLE AS fit_score, scores.fit_tier,
                    scores.is_anti_icp, truth.planted_segment,
+                   coalesce(scores.fit_confidence = 'validated', false) AS is_validated,
                    metrics.opportunities_won, metrics.opportunities_lost,
                    accounts.* EXCLUDE (account_id)
             FROM marts.account_fit_scores AS scores
@@ -91,6 +99,7 @@ def evaluate_against_truth(warehouse: Path, landing: Path) -> IcpQuality:
     is_icp = (scored["planted_segment"] == "icp").to_numpy()
     is_anti = (scored["planted_segment"] == "anti_icp").to_numpy()
     flagged = scored["is_anti_icp"].to_numpy()
+    is_high = (scored["fit_tier"] == "high").to_numpy()
     return IcpQuality(
         accounts=len(scored),
         auc_fit_score=float(roc_auc_score(is_icp, scored["fit_score"])),
@@ -102,6 +111,9 @@ def evaluate_against_truth(warehouse: Path, landing: Path) -> IcpQuality:
         high_tier_share=float((scored["fit_tier"] == "high").mean()),
         win_rate_planted_icp=_win_rate(scored[is_icp]),
         win_rate_planted_rest=_win_rate(scored[~is_icp]),
+        high_tier_precision=float(is_icp[is_high].mean()) if is_high.any() else None,
+        high_tier_recall=float(is_high[is_icp].mean()) if is_icp.any() else None,
+        learned_high_tier_share=float((is_high & scored["is_validated"].to_numpy()).mean()),
     )
 
 

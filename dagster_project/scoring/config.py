@@ -213,6 +213,8 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
             raise fail(f"learned.attributes: {attribute!r} is not a column name")
     if not 0 < learned.best_share < 1:
         raise fail("learned.best_share must be between 0 and 1")
+    if learned.prior_customers < 0 or learned.points_to_double_odds <= 0:
+        raise fail("learned.prior_customers must be >= 0 and points_to_double_odds > 0")
     canonical = json.dumps(document, sort_keys=True, default=str).encode()
     return ScoringConfig(
         model=model,

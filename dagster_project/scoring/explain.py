@@ -40,6 +40,12 @@ class AccountExplanation:
     score_version: str
     scored_at: datetime
     change: ScoreChange | None = None
+    #: Calibrated probability of becoming a best customer (None when not validated).
+    fit_probability: float | None = None
+    fit_confidence: str | None = None
+    #: Factors (``attribute=value``) whose points stand on fewer labelled accounts than the
+    #: prior behind every bin (``icp_profile.is_low_sample``): mostly prior, little evidence.
+    low_sample_factors: frozenset[str] = frozenset()
 
     @property
     def factor_total(self) -> Decimal:
@@ -50,10 +56,22 @@ def explain_account(
     con: duckdb.DuckDBPyConnection, account_id: str, as_of: date | None = None
 ) -> AccountExplanation | None:
     """The account's score at ``as_of`` (default: the newest scored date), or None."""
+    columns = {
+        name
+        for (name,) in con.execute(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_schema = 'marts' AND table_name = 'account_fit_score_history'"
+        ).fetchall()
+    }
+    # Scores published before 2026-12-01 have no probability or confidence.
+    extra = ", ".join(
+        name if name in columns else f"NULL AS {name}"
+        for name in ("fit_probability", "fit_confidence", "icp_segment")
+    )
     rows = con.execute(
-        """
+        f"""
         SELECT account_id, as_of_date, fit_score, fit_tier, route, is_anti_icp,
-               anti_icp_reasons, factor_points, score_version, scored_at
+               anti_icp_reasons, factor_points, score_version, scored_at, {extra}
         FROM marts.account_fit_score_history
         WHERE account_id = $account_id
           AND ($as_of IS NULL OR as_of_date <= CAST($as_of AS DATE))
@@ -78,7 +96,27 @@ def explain_account(
         score_version=row[8],
         scored_at=row[9],
         change=change,
+        fit_probability=row[10],
+        fit_confidence=row[11],
+        low_sample_factors=_low_sample_factors(con, row[1], row[12]),
     )
+
+
+def _low_sample_factors(con, as_of: date, segment: str | None) -> frozenset[str]:
+    if segment is None:
+        return frozenset()
+    (has_profile,) = con.execute(
+        "SELECT count(*) FROM information_schema.tables "
+        "WHERE table_schema = 'marts' AND table_name = 'icp_profile'"
+    ).fetchone()
+    if not has_profile:
+        return frozenset()
+    rows = con.execute(
+        "SELECT attribute || '=' || value FROM marts.icp_profile WHERE as_of_date = $as_of "
+        "AND icp_segment = $segment AND is_scored AND is_low_sample",
+        {"as_of": as_of, "segment": segment},
+    ).fetchall()
+    return frozenset(factor for (factor,) in rows)
 
 
 def _change(current: tuple, previous: tuple) -> ScoreChange:
