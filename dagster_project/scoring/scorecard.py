@@ -553,8 +553,8 @@ def score_accounts(
             account_id,
             CAST($as_of AS DATE) AS as_of_date,
             CAST(fit_score AS DECIMAL(7, 2)) AS fit_score,
-            CAST(round(1 / (1 + exp(-($probability_intercept + $probability_slope
-                * CAST(fit_score - coalesce(bounds_points, 0) AS DOUBLE)))), 4) AS DOUBLE)
+            CAST(1 / (1 + exp(-($probability_intercept + $probability_slope
+                * CAST(fit_score - coalesce(bounds_points, 0) AS DOUBLE)))) AS DOUBLE)
                 AS fit_probability,
             CAST($fit_confidence AS VARCHAR) AS fit_confidence,
             fit_tier,

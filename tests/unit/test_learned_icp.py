@@ -8,6 +8,7 @@ Everything runs on an in-memory DuckDB with small hand-made or seeded numpy-gene
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import Decimal
 from itertools import combinations
@@ -1484,3 +1485,126 @@ def test_backtest_measures_do_not_depend_on_row_order(tmp_path):
             assert backtest.status == "ok", backtest.detail
             measures.append(backtest.measures)
     assert measures[0] == measures[1]
+
+
+# --------------------------------------------------------------------------- evidence, published
+
+
+def test_a_validated_learned_run_publishes_a_calibrated_probability(synthetic_learned_run):
+    con, run = synthetic_learned_run
+    assert run.fit_confidence == "validated" and run.out_of_sample.verdict == "ok"
+    rows = con.execute(
+        "SELECT fit_score, fit_probability, fit_confidence FROM scored_accounts ORDER BY fit_score"
+    ).fetchall()
+    assert {confidence for _, _, confidence in rows} == {"validated"}
+    probabilities = [probability for _, probability, _ in rows]
+    assert all(0 < p < 1 for p in probabilities)
+    # Monotone in the score (within 0-100: below the cut the score before the cut counts).
+    inside = [probability for score, probability, _ in rows if 0 < score < 100]
+    assert len(inside) > 50 and inside == sorted(inside)
+    # Calibrated out of fold: on the labelled accounts the mean probability is the best share.
+    mean_probability, best_share = con.execute(
+        f"""
+        SELECT avg(scored.fit_probability), avg(CAST(labels.outcome_label = 'best' AS DOUBLE))
+        FROM scored_accounts AS scored INNER JOIN {LABEL_TABLE} AS labels USING (account_id)
+        """
+    ).fetchone()
+    assert mean_probability == pytest.approx(best_share, abs=0.05)
+    measures = {
+        measure: (value, status, detail)
+        for measure, value, status, detail in con.execute(
+            "SELECT measure, value, status, detail FROM icp_validation_rows"
+        ).fetchall()
+    }
+    assert measures["champion_model"][2].startswith(run.out_of_sample.champion)
+    for name in run.out_of_sample.candidates:
+        assert f"out_of_sample_auc_{name}" in measures
+    assert "out_of_sample_auc_reference_gradient_boosting" in measures
+    shares = [measures[f"out_of_fold_share_{tier}_tier"][0] for tier in ("high", "medium", "low")]
+    assert sum(shares) == pytest.approx(1.0)
+    assert measures["out_of_fold_lift_high_tier"][0] > 2  # the high tier is twice as good
+    assert measures["high_tier_threshold"][:2] == (70.0, "ok")
+    assert len([m for m in measures if m.startswith("out_of_fold_calibration_quintile_")]) == 5
+
+
+def test_a_fallback_or_a_rules_run_publishes_no_probability(tmp_path, con):
+    synthetic_warehouse(con)
+    run = run_scoring(con, load_config(tmp_path, "rules"), AS_OF, SCORED_AT)
+    assert run.fit_confidence == "not_validated"
+    assert con.execute(
+        "SELECT count(*) FILTER (WHERE fit_probability IS NOT NULL), any_value(fit_confidence) "
+        "FROM scored_accounts"
+    ).fetchone() == (0, "not_validated")
+    # Too few customers for a learned ICP: the rules score, and say so in every row.
+    young = run_scoring(
+        con, load_config(tmp_path, "learned", min_labelled_customers=10_000), AS_OF, SCORED_AT
+    )
+    assert young.fallback_reason and young.fit_confidence == "insufficient_evidence"
+    assert con.execute(
+        "SELECT count(*) FILTER (WHERE fit_probability IS NOT NULL), any_value(fit_confidence) "
+        "FROM scored_accounts"
+    ).fetchone() == (0, "insufficient_evidence")
+
+
+def test_a_data_driven_high_tier_captures_its_share_of_best_customers(tmp_path, con):
+    from dagster_project.scoring.evidence import out_of_fold_points
+
+    synthetic_warehouse(con)
+    config = load_config(tmp_path, "learned")
+    config = replace(config, high_captures_best_share=0.8)
+    run = run_scoring(con, config, AS_OF, SCORED_AT)
+    assert run.high_captures_best_share == 0.8 and run.high_threshold > run.medium_threshold
+    points = out_of_fold_points(run.out_of_sample, 50.0, 20.0)
+    best_points = points[run.out_of_sample.is_best == 1]
+    assert (best_points >= run.high_threshold).mean() >= 0.8
+    value, detail = con.execute(
+        "SELECT value, detail FROM icp_validation_rows WHERE measure = 'high_tier_threshold'"
+    ).fetchone()
+    assert value == pytest.approx(run.high_threshold) and detail.startswith("data-driven")
+    lowest_high = con.execute(
+        "SELECT min(fit_score) FROM scored_accounts WHERE fit_tier = 'high'"
+    ).fetchone()[0]
+    assert float(lowest_high) >= run.high_threshold
+
+
+def test_prospects_that_lost_every_deal_are_labelled_and_can_be_switched_off(con):
+    metrics = [
+        customer_metrics("C1", tenure=24),
+        {**customer_metrics("P_LOST", stage="prospect", tenure=None), "opportunities_lost": 2},
+        {**customer_metrics("P_NONE", stage="prospect", tenure=None)},  # never had a deal
+        {
+            **customer_metrics("P_OPEN", stage="open_pipeline", tenure=None),
+            "opportunities_lost": 1,  # still has an open deal: not decided
+        },
+    ]
+    create_marts(con, [account(m["account_id"]) for m in metrics], metrics)
+    label_customers(con, LearnedSettings(), AS_OF)
+    assert _labels(con)["P_LOST"][1:] == ("lost_prospect", ["only_lost_deals"])
+    assert set(_labels(con)) == {"C1", "P_LOST"}
+    label_customers(con, LearnedSettings(lost_prospects_as_rest=False), AS_OF)
+    assert set(_labels(con)) == {"C1"}
+
+
+def test_publishing_onto_tables_of_an_older_version_adds_the_new_columns(tmp_path, con):
+    """A warehouse published before fit_probability existed takes a new run's rows (the old
+    rows keep NULL): INSERT BY NAME would otherwise fail on the unknown column."""
+    from dagster_project.scoring.pipeline import publish
+
+    synthetic_warehouse(con)
+    run_scoring(con, load_config(tmp_path, "learned"), AS_OF, SCORED_AT)
+    con.execute(
+        "CREATE TABLE marts.account_fit_score_history AS SELECT * EXCLUDE "
+        "(fit_probability, fit_confidence) REPLACE (DATE '2026-01-01' AS as_of_date) "
+        "FROM scored_accounts"
+    )
+    publish(con, AS_OF)
+    assert con.execute(
+        "SELECT as_of_date, count(fit_confidence) FROM marts.account_fit_score_history "
+        "GROUP BY ALL ORDER BY 1"
+    ).fetchall() == [
+        (date(2026, 1, 1), 0),
+        (
+            AS_OF,
+            len(_labels(con)) and con.execute("SELECT count(*) FROM scored_accounts").fetchone()[0],
+        ),
+    ]
