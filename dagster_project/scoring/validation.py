@@ -272,8 +272,9 @@ _SOURCE_MEASURES = {
 }
 _BASIS_DETAIL = {
     CUSTOMER_VALUE_BASIS: (
-        "best and worst customers from customer value: retention, NRR, CSAT, support "
-        "burden, NPS and product usage, whichever of them the sources hold"
+        "best customers (and worst) from customer value: retention, NRR, CSAT, support "
+        "burden, NPS and product usage, whichever of them the sources hold; the fit takes "
+        "best against every other labelled account, prospects that lost every deal included"
     ),
     DEAL_OUTCOMES_BASIS: (
         "no billing: best and worst accounts from deal outcomes (win rate of closed deals; "
