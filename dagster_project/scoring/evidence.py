@@ -53,6 +53,9 @@ MAX_FOLDS = 5
 FOLD_SEED = 20261201
 BASELINE = "one_hot_logistic"
 REFERENCE_MAX_TRAINING_ROWS = 50_000
+#: Interactions are looked for among the attributes with the most evidence on their own.
+INTERACTION_ATTRIBUTES = 6
+MIN_INTERACTION_GAIN = 0.005
 #: (name, method, trained on): the additive candidates, in order of preference on a tie.
 #: ``best_vs_worst`` trains on best against the clearly bad accounts only (the middle left
 #: out), ``best_vs_rest`` on best against every other labelled account. The last, the plain
@@ -92,6 +95,9 @@ class OutOfSample:
     champion_scores: np.ndarray = field(repr=False)
     is_best: np.ndarray = field(repr=False)
     reference: CandidateAuc | None = None
+    #: Pairs of attributes whose combined bins, added to the WoE scorecard, raise its
+    #: out-of-fold AUC by at least MIN_INTERACTION_GAIN: (first, second, gain), largest first.
+    missed_interactions: tuple[tuple[str, str, float], ...] = ()
 
     @property
     def auc(self) -> float:
@@ -159,9 +165,7 @@ def _candidate_auc(is_best: np.ndarray, scores: np.ndarray) -> CandidateAuc:
 def choose_champion(fold_aucs: dict[str, list[float]]) -> str:
     """The first publishable candidate (in :data:`CANDIDATES` order) whose mean fold AUC is
     within one standard error of the best publishable mean."""
-    means = {
-        name: float(np.mean(aucs)) for name, aucs in fold_aucs.items() if name in PUBLISHABLE
-    }
+    means = {name: float(np.mean(aucs)) for name, aucs in fold_aucs.items() if name in PUBLISHABLE}
     leader = max(means, key=means.get)
     aucs = fold_aucs[leader]
     standard_error = float(np.std(aucs, ddof=1) / math.sqrt(len(aucs))) if len(aucs) > 1 else 0.0
@@ -176,6 +180,7 @@ def cross_validate(
     settings: CandidateSettings,
     floor: float,
     with_reference: bool = True,
+    attributes: list[str] | None = None,
 ) -> OutOfSample | None:
     """Out-of-fold AUCs of every candidate on the same folds, and the champion.
 
@@ -215,6 +220,12 @@ def cross_validate(
             reference[test] = gradient_boosting_scores(codes[sample], is_best[sample], codes[test])
     candidates = {name: _candidate_auc(is_best, scores[name]) for name, _, _ in CANDIDATES}
     champion = choose_champion(fold_aucs)
+    missed = ()
+    if with_reference and attributes is not None:
+        missed = _missed_interactions(
+            codes, is_best, bin_counts, settings, splitter, candidates["woe_scorecard"].auc
+        )
+        missed = tuple((attributes[i], attributes[j], gain) for i, j, gain in missed)
     calibration = LogisticRegression(C=1e6, max_iter=1000)
     calibration.fit(scores[champion].reshape(-1, 1), is_best)
     return OutOfSample(
@@ -228,7 +239,49 @@ def cross_validate(
         champion_scores=scores[champion],
         is_best=is_best,
         reference=_candidate_auc(is_best, reference) if with_reference else None,
+        missed_interactions=missed,
     )
+
+
+def _information(codes: np.ndarray, is_best: np.ndarray, bins: int, prior: float) -> float:
+    """How much one attribute says on its own: the information value of its prior-weighted
+    WoE (sum over bins of (best share - rest share) * WoE)."""
+    best = np.bincount(codes, weights=is_best.astype(float), minlength=bins)
+    rest = np.bincount(codes, weights=1.0 - is_best, minlength=bins)
+    customers = best + rest
+    base_rate = is_best.mean()
+    rate = (best + prior * base_rate) / (customers + prior)
+    woe = np.log(rate / (1 - rate)) - math.log(base_rate / (1 - base_rate))
+    return float(((best / best.sum() - rest / rest.sum()) * woe).sum())
+
+
+def _missed_interactions(
+    codes, is_best, bin_counts, settings: CandidateSettings, splitter, base_auc: float
+) -> list[tuple[int, int, float]]:
+    """Pairs of the most informative attributes whose combined bin, as one more attribute of
+    the WoE scorecard, raises its out-of-fold AUC (same folds) by MIN_INTERACTION_GAIN."""
+    information = [
+        _information(codes[:, i], is_best, bins, settings.prior_customers)
+        for i, bins in enumerate(bin_counts)
+    ]
+    top = sorted(np.argsort(information)[::-1][:INTERACTION_ATTRIBUTES].tolist())
+    found = []
+    for position, first in enumerate(top):
+        for second in top[position + 1 :]:
+            crossed = codes[:, first] * bin_counts[second] + codes[:, second]
+            values, crossed = np.unique(crossed, return_inverse=True)
+            widened = np.column_stack([codes, crossed])
+            counts = [*bin_counts, len(values)]
+            scores = np.zeros(len(is_best))
+            for train, test in splitter.split(codes, is_best):
+                fit = fit_additive(
+                    "woe_scorecard", widened[train], is_best[train], counts, settings
+                )
+                scores[test] = fit.decision(widened[test])
+            gain = float(roc_auc_score(is_best, scores)) - base_auc
+            if gain >= MIN_INTERACTION_GAIN:
+                found.append((first, second, gain))
+    return sorted(found, key=lambda item: -item[2])[:3]
 
 
 def out_of_fold_points(

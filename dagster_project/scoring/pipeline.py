@@ -207,6 +207,7 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
         labelled.bin_counts,
         config.learned.candidate_settings,
         config.validation.no_signal_auc_floor,
+        attributes=labelled.attributes,
     )
     if run.out_of_sample is not None and run.out_of_sample.verdict == "no_signal":
         raise NoSignalError(

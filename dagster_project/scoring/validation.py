@@ -382,10 +382,27 @@ def _out_of_sample_rows(run: ScoringRun) -> list[tuple]:
                 None,
                 "ok",
                 f"non-additive reference (may use interactions); the published scorecard is "
-                f"{left:+.3f} AUC from it"
+                f"{left:.3f} AUC below it"
                 if left > 0
                 else "non-additive reference (may use interactions); the published scorecard "
-                f"does as well ({-left:.3f} AUC better)",
+                f"does as well ({-left:.3f} AUC above it)",
+            )
+        )
+        missed = "; ".join(
+            f"{first} x {second} (+{gain:.3f})"
+            for first, second, gain in evidence.missed_interactions
+        )
+        rows.append(
+            (
+                "missed_interactions",
+                float(len(evidence.missed_interactions)),
+                None,
+                "ok",
+                "pairs of attributes whose combined values would raise the scorecard's "
+                f"out-of-fold AUC: {missed}"
+                if missed
+                else "no pair of the most informative attributes raises the scorecard's "
+                "out-of-fold AUC by 0.005 or more",
             )
         )
     if run.fit_confidence != "validated":

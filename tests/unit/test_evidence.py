@@ -170,3 +170,24 @@ def test_points_double_the_odds_every_points_to_double_odds():
     log_odds = fit.decision(codes)
     base_log_odds = np.log(is_best.mean() / (1 - is_best.mean()))
     assert score == pytest.approx(50 + 20 / np.log(2) * (log_odds - base_log_odds))
+
+
+def test_an_interaction_the_scorecard_cannot_add_up_is_named():
+    """Best customers are fintech on cloud or retail on premises: neither value is better on
+    its own, so an additive scorecard sees nothing, the reference and the pair do."""
+    rng = np.random.default_rng(9)
+    n = 1500
+    industry = rng.choice(["fintech", "retail"], n)
+    deployment = rng.choice(["cloud", "on_prem"], n)
+    noise = rng.choice([f"n{i}" for i in range(5)], n)
+    matched = (industry == "fintech") == (deployment == "cloud")
+    is_best = (rng.random(n) < np.where(matched, 0.4, 0.05)).astype(int)
+    codes, bins = _codes(industry, deployment, noise)
+    evidence = cross_validate(
+        codes, is_best, is_best == 0, bins, SETTINGS, 0.55,
+        attributes=["industry", "deployment", "noise"],
+    )  # fmt: skip
+    assert evidence.reference.auc > evidence.auc + 0.1
+    assert evidence.missed_interactions[0][:2] == ("industry", "deployment")
+    assert evidence.missed_interactions[0][2] > 0.1
+    assert all("noise" not in pair[:2] for pair in evidence.missed_interactions)
