@@ -126,6 +126,7 @@ def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = N
     table.add_row("anti-ICP", f"{summary.anti_icp:,}")
     table.add_row("sources", summary.sources)
     table.add_row("outcome labels", summary.outcome_labels)
+    table.add_row("ICP evidence", summary.evidence)
     table.add_row("rows quarantined", f"{summary.rows_quarantined:,}")
     checks = f"{summary.checks_passed} passed"
     if summary.checks_failed:

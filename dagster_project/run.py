@@ -47,6 +47,8 @@ class RunSummary:
     rows_quarantined: int = 0
     sources: str = ""
     outcome_labels: str = ""
+    #: What backs the published scores (validated, no signal, rules), in one sentence.
+    evidence: str = ""
     failures: list[str] = field(default_factory=list)
     #: Each failed check with its reason and a few failing values, for the person reading.
     check_failure_details: list[str] = field(default_factory=list)
@@ -206,6 +208,7 @@ def run_pipeline(
             summary.anti_icp = metadata["anti_icp"]
             summary.sources = metadata.get("sources", "")
             summary.outcome_labels = metadata.get("outcome_labels", "")
+            summary.evidence = metadata.get("evidence", "")
         elif materialization.asset_key.path[0] == "raw":
             summary.rows_quarantined += metadata.get("rows_quarantined", 0)
     return summary

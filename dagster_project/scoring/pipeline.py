@@ -211,9 +211,10 @@ def _learn(con, config: ScoringConfig, as_of: date, run: ScoringRun) -> None:
     )
     if run.out_of_sample is not None and run.out_of_sample.verdict == "no_signal":
         raise NoSignalError(
-            "no signal: no model tells best customers from the rest on accounts it was not "
-            f"fitted on ({run.out_of_sample.describe()}); attributes tried: "
-            + ", ".join(attributes)
+            "no signal: this data does not support a learned ICP on these attributes (no "
+            "model told best customers from the rest on accounts it was not fitted on: "
+            f"{run.out_of_sample.describe()}); the scores are the configured rules', marked "
+            "fit_confidence = insufficient_evidence; attributes tried: " + ", ".join(attributes)
         )
     if run.out_of_sample is not None:
         run.method = run.out_of_sample.champion_method

@@ -43,7 +43,7 @@ from dagster_project.sql import table_exists
 if TYPE_CHECKING:
     from dagster_project.scoring.pipeline import ScoringRun
 
-__all__ = ["Backtest", "run_backtest", "validate"]
+__all__ = ["Backtest", "evidence_summary", "run_backtest", "validate"]
 
 VALIDATION_TABLE = "icp_validation_rows"
 #: The features the backtest bins: as known at the backtest date (temp table).
@@ -336,6 +336,36 @@ def _source_rows(con, as_of: date) -> list[tuple]:
             else "no billing subscriptions and no won or lost deals: nothing to learn the ICP from",
         ),
     ]
+
+
+def evidence_summary(run: ScoringRun, measures: dict[str, float | None]) -> str:
+    """One plain sentence on what backs the published scores, for the run summary;
+    ``measures``: the run's ``icp_validation`` values by measure."""
+    evidence = run.out_of_sample
+    if run.fit_confidence == "validated":
+        precision = measures.get("out_of_fold_precision_high_tier")
+        high = (
+            f"; out of fold the high tier holds {precision:.0%} best customers, "
+            f"{measures['out_of_fold_lift_high_tier']:.1f}x the average, and "
+            f"{measures['out_of_fold_recall_high_tier']:.0%} of all best customers"
+            if precision is not None
+            else "; out of fold no labelled account reaches the high tier"
+        )
+        return (
+            f"validated: {evidence.champion}, out-of-fold AUC {evidence.auc:.3f} "
+            f"({evidence.low:.3f}-{evidence.high:.3f}) against {evidence.baseline.auc:.3f} for "
+            f"a plain baseline{high}"
+        )
+    if evidence is not None and evidence.verdict == "no_signal":
+        return (
+            f"no signal: out-of-fold AUC {evidence.auc:.3f} ({evidence.low:.3f}-"
+            f"{evidence.high:.3f}), not clearly above {evidence.floor:.2f}: this data does not "
+            "support a learned ICP on these attributes; the scores are the configured rules' "
+            "(fit_confidence = insufficient_evidence)"
+        )
+    if run.fallback_reason:
+        return f"insufficient evidence, scored with the configured rules: {run.fallback_reason}"
+    return f"not validated: points from the configured {'blend' if run.blended else 'rules'}"
 
 
 def _out_of_sample_rows(run: ScoringRun) -> list[tuple]:

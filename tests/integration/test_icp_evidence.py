@@ -41,6 +41,7 @@ def _run(tmp_path, structure: str, seed: int):
                 "SELECT fit_confidence, count(*) FROM marts.account_fit_scores GROUP BY ALL"
             ).fetchall()
         )
+    confidence["summary"] = summary.evidence
     return evaluate_against_truth(settings.warehouse_path, landing), validation, confidence
 
 
@@ -48,6 +49,7 @@ def _run(tmp_path, structure: str, seed: int):
 def test_a_planted_structure_is_learned_better_than_the_baseline(tmp_path, structure, seed):
     quality, validation, confidence = _run(tmp_path, structure, seed)
     assert validation["out_of_sample_auc"][1] == "ok"
+    assert confidence.pop("summary").startswith("validated: ")
     assert confidence == {"validated": ACCOUNTS}
     assert quality.auc_fit_score >= quality.auc_baseline + 0.01, quality
     assert validation["out_of_fold_lift_high_tier"][0] >= 2
@@ -57,5 +59,6 @@ def test_data_without_signal_says_so_and_scores_with_the_rules(tmp_path):
     quality, validation, confidence = _run(tmp_path, "no_signal", 6)
     assert validation["out_of_sample_auc"][1] == "no_signal"
     assert validation["learned_model"][1] == "warn"
+    assert "does not support a learned ICP" in confidence.pop("summary")
     assert confidence == {"insufficient_evidence": ACCOUNTS}
     assert quality.learned_high_tier_share == 0

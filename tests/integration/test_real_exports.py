@@ -120,6 +120,16 @@ def test_a_public_saas_dataset_with_churn_events_and_usage(tmp_path):
     ]
     assert "product/usage (24,962 rows)" in summary.sources
     assert "customer value" in summary.outcome_labels
+    # The real data without firmographic signal: before the evidence, 49-66% of
+    # these accounts got the high tier on learned points. Now the run says no_signal.
+    verdict = _rows(
+        warehouse,
+        "SELECT status, value FROM marts.icp_validation WHERE measure = 'out_of_sample_auc'",
+    )
+    assert verdict[0][0] == "no_signal" and verdict[0][1] < 0.6, verdict
+    assert _rows(
+        warehouse, "SELECT DISTINCT fit_confidence, fit_probability FROM marts.account_fit_scores"
+    ) == [("insufficient_evidence", None)]
 
 
 def test_a_public_crm_dataset_with_deals_and_no_billing(tmp_path):

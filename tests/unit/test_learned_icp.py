@@ -958,7 +958,9 @@ def test_attributes_that_do_not_predict_outcomes_out_of_sample_fall_back_to_rule
         )
     create_marts(con, accounts, metrics)
     run = run_scoring(con, load_config(tmp_path, "learned"), AS_OF, SCORED_AT)
-    assert run.fallback_reason.startswith("no signal: no model tells best customers from the rest")
+    assert run.fallback_reason.startswith(
+        "no signal: this data does not support a learned ICP on these attributes"
+    )
     assert "attributes tried: industry" in run.fallback_reason
     assert run.out_of_sample.verdict == "no_signal"
     assert run.score_version.endswith("-fallback")

@@ -14,7 +14,7 @@ from dagster_project.defs.partitions import (
 from dagster_project.defs.resources import ScoringConfigResource, WarehouseResource
 from dagster_project.scoring.pipeline import publish, run_scoring
 from dagster_project.scoring.scorecard import CURRENT_TABLE
-from dagster_project.scoring.validation import HIGH_BEATS_LOW
+from dagster_project.scoring.validation import HIGH_BEATS_LOW, evidence_summary
 
 __all__ = ["account_fit_scores", "fit_score_checks"]
 
@@ -96,6 +96,7 @@ def account_fit_scores(
         validation = {measure: (value, status) for measure, value, status, _ in validation_rows}
         detail = {measure: text for measure, _, _, text in validation_rows}
         sources, outcome_labels = detail["sources_present"], detail["outcome_labels"]
+        evidence = evidence_summary(run, {m: value for m, (value, _) in validation.items()})
         tiers = dict(
             con.execute("SELECT fit_tier, count(*) FROM scored_accounts GROUP BY ALL").fetchall()
         )
@@ -142,6 +143,7 @@ def account_fit_scores(
             "published_as_current": moved_current,
             "sources": sources,
             "outcome_labels": outcome_labels,
+            "evidence": evidence,
         },
     )
 
