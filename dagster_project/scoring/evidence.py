@@ -52,7 +52,9 @@ MAX_FOLDS = 5
 #: Fixed: the same accounts give the same folds, so a rerun gives the same evidence.
 FOLD_SEED = 20261201
 BASELINE = "one_hot_logistic"
-REFERENCE_MAX_TRAINING_ROWS = 50_000
+#: The reference and the search for interactions are diagnostics: a sample of this many
+#: labelled accounts shows what they are worth, at any size of customer base.
+DIAGNOSTIC_MAX_ROWS = 20_000
 #: Interactions are looked for among the attributes with the most evidence on their own.
 INTERACTION_ATTRIBUTES = 6
 MIN_INTERACTION_GAIN = 0.005
@@ -213,18 +215,21 @@ def cross_validate(
             # A reference needs no more than a sample of a large customer base to show what
             # interactions are worth.
             sample = train
-            if len(train) > REFERENCE_MAX_TRAINING_ROWS:
+            if len(train) > DIAGNOSTIC_MAX_ROWS:
                 sample = np.random.default_rng(FOLD_SEED).choice(
-                    train, REFERENCE_MAX_TRAINING_ROWS, replace=False
+                    train, DIAGNOSTIC_MAX_ROWS, replace=False
                 )
             reference[test] = gradient_boosting_scores(codes[sample], is_best[sample], codes[test])
     candidates = {name: _candidate_auc(is_best, scores[name]) for name, _, _ in CANDIDATES}
     champion = choose_champion(fold_aucs)
     missed = ()
     if with_reference and attributes is not None:
-        missed = _missed_interactions(
-            codes, is_best, bin_counts, settings, splitter, candidates["woe_scorecard"].auc
-        )
+        rows = np.arange(len(is_best))
+        if len(rows) > DIAGNOSTIC_MAX_ROWS:
+            rows = np.sort(
+                np.random.default_rng(FOLD_SEED).choice(rows, DIAGNOSTIC_MAX_ROWS, replace=False)
+            )
+        missed = _missed_interactions(codes[rows], is_best[rows], bin_counts, settings, splitter)
         missed = tuple((attributes[i], attributes[j], gain) for i, j, gain in missed)
     calibration = LogisticRegression(C=1e6, max_iter=1000)
     calibration.fit(scores[champion].reshape(-1, 1), is_best)
@@ -255,8 +260,16 @@ def _information(codes: np.ndarray, is_best: np.ndarray, bins: int, prior: float
     return float(((best / best.sum() - rest / rest.sum()) * woe).sum())
 
 
+def _out_of_fold_woe_auc(codes, is_best, bin_counts, settings, splitter) -> float:
+    scores = np.zeros(len(is_best))
+    for train, test in splitter.split(codes, is_best):
+        fit = fit_additive("woe_scorecard", codes[train], is_best[train], bin_counts, settings)
+        scores[test] = fit.decision(codes[test])
+    return float(roc_auc_score(is_best, scores))
+
+
 def _missed_interactions(
-    codes, is_best, bin_counts, settings: CandidateSettings, splitter, base_auc: float
+    codes, is_best, bin_counts, settings: CandidateSettings, splitter
 ) -> list[tuple[int, int, float]]:
     """Pairs of the most informative attributes whose combined bin, as one more attribute of
     the WoE scorecard, raises its out-of-fold AUC (same folds) by MIN_INTERACTION_GAIN."""
@@ -265,6 +278,7 @@ def _missed_interactions(
         for i, bins in enumerate(bin_counts)
     ]
     top = sorted(np.argsort(information)[::-1][:INTERACTION_ATTRIBUTES].tolist())
+    base_auc = _out_of_fold_woe_auc(codes, is_best, bin_counts, settings, splitter)
     found = []
     for position, first in enumerate(top):
         for second in top[position + 1 :]:
@@ -272,13 +286,7 @@ def _missed_interactions(
             values, crossed = np.unique(crossed, return_inverse=True)
             widened = np.column_stack([codes, crossed])
             counts = [*bin_counts, len(values)]
-            scores = np.zeros(len(is_best))
-            for train, test in splitter.split(codes, is_best):
-                fit = fit_additive(
-                    "woe_scorecard", widened[train], is_best[train], counts, settings
-                )
-                scores[test] = fit.decision(widened[test])
-            gain = float(roc_auc_score(is_best, scores)) - base_auc
+            gain = _out_of_fold_woe_auc(widened, is_best, counts, settings, splitter) - base_auc
             if gain >= MIN_INTERACTION_GAIN:
                 found.append((first, second, gain))
     return sorted(found, key=lambda item: -item[2])[:3]

@@ -248,8 +248,8 @@ def gradient_boosting_scores(
         if train_codes.shape[1] and max(train_codes.max(initial=0), test_codes.max(initial=0)) < 255
         else None,
         max_depth=3,
-        learning_rate=0.05,
-        max_iter=200,
+        learning_rate=0.1,
+        max_iter=100,
         l2_regularization=1.0,
         random_state=0,
     )
