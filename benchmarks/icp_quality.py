@@ -3,7 +3,9 @@
 Two generators, written independently, each with several structures and seeds:
 
 - ``first`` (``dagster_project.sample_data.generator``, ``history_months=8`` so the 180-day
-  backtest has facts): ``planted``, its own planted ICP; ``shuffled`` (no signal), the same
+  backtest has facts): ``planted``, its own planted ICP; ``crm_only``, the same with only the
+  CRM export (no billing, support, product or NPS: labels from deal outcomes); ``shuffled``
+  (no signal), the same
   data with every firmographic column of ``crm/accounts`` shuffled across accounts
   independently, so no attribute says anything about any outcome;
 - ``second`` (``dagster_project.sample_data.planted_structures``): ``interactions``,
@@ -50,7 +52,10 @@ from dagster_project.sample_data.evaluation import IcpQuality, evaluate_against_
 from dagster_project.settings import PROJECT_ROOT, Settings
 from dagster_project.sql import quote_identifier, string_literal
 
-FIRST_STRUCTURES = ("planted", "shuffled")
+FIRST_STRUCTURES = ("planted", "crm_only", "shuffled")
+#: Source folders ``crm_only`` removes: the company has a CRM export and nothing else, so the
+#: labels come from deal outcomes.
+NON_CRM_SOURCES = ("billing", "support", "product", "feedback")
 NO_SIGNAL_CASES = {("first", "shuffled"), ("second", "no_signal")}
 ALL_CASES = [("first", s) for s in FIRST_STRUCTURES] + [("second", s) for s in STRUCTURES]
 #: Firmographic columns of crm/accounts that ``shuffled`` permutes across accounts.
@@ -152,11 +157,15 @@ def _generate(generator: str, structure: str, seed: int, accounts: int, landing:
         landing,
         accounts=accounts,
         seed=seed,
-        history_months=8 if structure == "planted" else 0,
-        export_count=3 if structure == "planted" else 1,
+        history_months=0 if structure == "shuffled" else 8,
+        export_count=1 if structure == "shuffled" else 3,
     )
     if structure == "shuffled":
         shuffle_firmographics(landing, seed)
+    if structure == "crm_only":
+        for folder in landing.glob("*/*"):
+            if folder.name in NON_CRM_SOURCES:
+                shutil.rmtree(folder)
 
 
 def run_case(
