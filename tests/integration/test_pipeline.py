@@ -19,6 +19,8 @@ SCORE_COLUMNS = {
     "account_id": "VARCHAR",
     "as_of_date": "DATE",
     "fit_score": "DECIMAL(7,2)",
+    "fit_probability": "DOUBLE",
+    "fit_confidence": "VARCHAR",
     "fit_tier": "VARCHAR",
     "is_anti_icp": "BOOLEAN",
     "anti_icp_reasons": "VARCHAR[]",
@@ -139,12 +141,15 @@ def test_explain_lists_factors_that_add_up_to_the_score(pipeline_run):
     )
     assert result.exit_code == 0, result.output
     assert f"fit score {fit_score}" in result.output
+    # The sample's learned score is validated: its confidence and probability are shown.
+    assert "confidence: validated, probability of becoming a best customer" in result.output
     rows = [
         [cell.strip() for cell in line.split("│")[1:-1]]
         for line in result.output.splitlines()
         if line.startswith("│")
     ]
-    listed = sum(float(points) for factor, points in rows if factor not in ("factor", "total"))
+    listed = sum(float(points) for factor, points, _ in rows if factor not in ("factor", "total"))
+    assert {evidence for _, _, evidence in rows} <= {"evidence", "low sample", ""}
     assert listed == pytest.approx(float(fit_score))
     assert re.search(rf"total\s*│\s*{re.escape(str(fit_score))}", result.output)
 
