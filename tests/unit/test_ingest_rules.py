@@ -108,7 +108,7 @@ def test_each_row_rule_quarantines_with_reason_and_counts_reconcile(tmp_path, co
 
     assert _quarantine(con, "billing/subscriptions") == {
         3: ["orphan_foreign_key:account_id"],
-        4: ["invalid_number:mrr"],
+        4: ["non_finite_number:mrr"],
     }
 
     for result in results.values():
