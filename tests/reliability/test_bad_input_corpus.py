@@ -98,13 +98,14 @@ def tiny_baseline(tmp_path_factory) -> tuple[Path, Path]:
     with duckdb.connect(str(warehouse)) as con:
         results = _ingest_all(con, landing)
         assert _quarantine(con) == [], "the tiny landing zone is valid"
+        assert [w for r in results.values() for w in r.warnings] == [], "and warns of nothing"
     assert all(f.reconciles for r in results.values() for f in r.files)
     return landing, warehouse
 
 
 def test_the_corpus_covers_the_issue_list():
-    assert len(CASES) >= 25
-    assert sum(1 for name in CASES if name.startswith("dates_")) >= 3
+    assert len(CASES) >= 80
+    assert sum(1 for name in CASES if name.startswith("dates_")) >= 15
     for name in (
         "truncated_mid_record",
         "empty_file",
@@ -125,6 +126,24 @@ def test_the_corpus_covers_the_issue_list():
         "dotdot_symlink",
         "symlink_out_of_root",
         "parquet_wrong_types",
+        # issue 17: nothing silently changed
+        "header_zero_width_space",
+        "header_bom_mid_line",
+        "header_synonym_employees",
+        "optional_column_dropped",
+        "keys_whitespace_only",
+        "keys_collide_after_trim",
+        "keys_case_sensitive",
+        "money_overflow_after_fx",
+        "number_infinity_words",
+        "dates_feb_29_non_leap",
+        "dates_hour_24",
+        "dates_leap_second",
+        "dates_offset_out_of_range",
+        "dates_sentinel_low",
+        "dates_sentinel_high",
+        "dates_epoch_numbers",
+        "dates_instants_exact",
     ):
         assert name in CASES
 
@@ -168,7 +187,15 @@ def test_bad_input_is_quarantined_or_fails_naming_the_file(name, tiny_baseline, 
         ).fetchall()
         assert raw_values == [], "every quarantined row keeps its raw values"
         _assert_stored(con, expected)
+        _assert_warnings([w for r in results.values() for w in r.warnings], expected)
         assert set(_snapshot(con)) == set(before), "no table appears or disappears"
+
+
+def _assert_warnings(warnings: list[str], expected: Expected) -> None:
+    """Exactly the expected warnings, each matched by its own pattern."""
+    assert len(warnings) == len(expected.warnings), warnings
+    for pattern, warning in zip(sorted(expected.warnings), sorted(warnings), strict=True):
+        assert re.search(pattern, warning), f"{pattern!r} does not match {warning!r}"
 
 
 # ----------------------------------------------------------------------------------------------
