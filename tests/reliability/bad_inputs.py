@@ -1103,28 +1103,34 @@ def _parquet_native_types(landing: Path) -> Expected:
 
 
 def _rename_header(landing: Path, entity: str, renames: dict[str, str]) -> tuple[Path, int]:
-    """Rename header names of ``entity``'s file as written (no normalisation) in place."""
+    """Rename header names (as written, no normalisation) in every export's file of
+    ``entity``; (the newest file, its row count)."""
+    source, name = entity.split("/")
+    for path in sorted(landing.glob(f"*/{source}/{name}.csv")):
+        header, rows = read_table(path)
+        renamed = [{renames.get(k, k): v for k, v in row.items()} for row in rows]
+        write_table(path, [renames.get(n, n) for n in header], renamed)
     path = entity_file(landing, entity)
-    header, rows = read_table(path)
-    new_header = [renames.get(name, name) for name in header]
-    renamed = [{renames.get(k, k): v for k, v in row.items()} for row in rows]
-    write_table(path, new_header, renamed)
-    return path, len(rows)
+    return path, data_lines(path)
+
+
+def _first_row_stored(path: Path, column: str, written: str, extras: str | None) -> tuple:
+    """What the newest file's first row must store (none when the file has no rows)."""
+    _, rows = read_table(path)
+    if not rows:
+        return ()
+    key = rows[0]["account_id"]
+    value = rows[0][written] if extras is None else None
+    return (("crm/accounts", key, column, value), ("crm/accounts", key, "_extra_columns", extras))
 
 
 def _header_still_matches(landing: Path, renames: dict[str, str], column: str) -> Expected:
     path, total = _rename_header(landing, "crm/accounts", renames)
-    key = template_row(landing, "crm/accounts")["account_id"]
-    _, rows = read_table(path)
-    written = next(name for name in rows[0] if name == renames[column])
     return Expected(
         "crm/accounts",
         relative(landing, path),
         file_counts=(total, total, 0),
-        stored=(
-            ("crm/accounts", key, column, rows[0][written]),
-            ("crm/accounts", key, "_extra_columns", None),
-        ),
+        stored=_first_row_stored(path, column, renames[column], None),
     )
 
 
@@ -1162,18 +1168,18 @@ def _header_nbsp_inside(landing: Path) -> Expected:
 
 def _header_near_miss(landing: Path, written: str, column: str, why: str) -> Expected:
     path, total = _rename_header(landing, "crm/accounts", {column: written})
-    key = template_row(landing, "crm/accounts")["account_id"]
     _, rows = read_table(path)
-    extras = json.dumps({written: rows[0][written]}, separators=(",", ":"), ensure_ascii=False)
+    extras = (
+        json.dumps({written: rows[0][written]}, separators=(",", ":"), ensure_ascii=False)
+        if rows
+        else None
+    )
     file = relative(landing, path)
     return Expected(
         "crm/accounts",
         file,
         file_counts=(total, total, 0),
-        stored=(
-            ("crm/accounts", key, column, None),
-            ("crm/accounts", key, "_extra_columns", extras),
-        ),
+        stored=_first_row_stored(path, column, written, extras) if rows else (),
         warnings=(
             rf"^{re.escape(file)}: header {re.escape(repr(written))} is probably the column "
             rf"{column} \({why}\) but is not read as it, so {column} is NULL in every row",
@@ -1435,7 +1441,10 @@ def _bad_values(
 
 
 def _add_rate(landing: Path, currency: str, rate: str) -> None:
+    """A rate for ``currency`` unless the zone has some already (the generated one does)."""
     header, rows = read_table(landing / "fx_rates.csv")
+    if any(row["currency"] == currency for row in rows):
+        return
     write_table(
         landing / "fx_rates.csv",
         header,

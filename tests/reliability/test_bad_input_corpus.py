@@ -218,6 +218,13 @@ def _published(warehouse: Path) -> dict[str, tuple[list[tuple], list[tuple]]]:
         }
 
 
+def _null_countries(warehouse: Path) -> tuple[int, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "SELECT count(*) FILTER (WHERE country IS NULL), count(*) FROM marts.dim_accounts"
+        ).fetchone()
+
+
 @pytest.mark.slow
 def test_pipeline_fails_naming_the_file_and_keeps_published_scores(sample_landing, tmp_path):
     from dagster_project.run import run_pipeline
@@ -245,6 +252,32 @@ def test_pipeline_fails_naming_the_file_and_keeps_published_scores(sample_landin
         _assert_failure_message(failure, expected)
         assert CONTRACTS[expected.entity].raw_table in failure, failure
         assert _published(warehouse) == published, f"{name} changed the published scores"
+
+    # Nothing silently changed (issue 17): a header with a zero-width space is still its
+    # column in the marts, a synonym is a warning of the run summary, an amount infinite in
+    # USD is quarantined and never published.
+    countries = _null_countries(warehouse)
+    landing, _ = landing_for("header_zero_width_space")
+    summary = run_pipeline(settings_for(landing, warehouse))
+    assert summary.success, summary.failures
+    assert _null_countries(warehouse) == countries, "country is read, not NULL"
+
+    landing, expected = landing_for("header_synonym_employees")
+    summary = run_pipeline(settings_for(landing, warehouse))
+    assert summary.success, summary.failures
+    assert "raw/crm__accounts:headers_and_keys_as_expected" in summary.checks_warned
+    assert any(re.search(expected.warnings[0], w) for w in summary.warnings), summary.warnings
+
+    landing, expected = landing_for("money_overflow_after_fx")
+    summary = run_pipeline(settings_for(landing, warehouse))
+    assert summary.success, summary.failures
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rules = con.execute("SELECT DISTINCT rule FROM raw.quarantined_rows").fetchall()
+        infinite = con.execute(
+            "SELECT count(*) FROM marts.dim_accounts WHERE NOT isfinite(annual_revenue_usd)"
+        ).fetchone()[0]
+    assert rules == [("non_finite_number",)]
+    assert infinite == 0
 
     landing, expected = landing_for("orphan_foreign_keys")
     summary = run_pipeline(settings_for(landing, warehouse))
