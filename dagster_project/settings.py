@@ -27,6 +27,8 @@ class Settings:
     as_of_date: date | None = None
     max_export_age_days: int = 2
     max_quarantine_share: float = 0.05
+    min_valid_date: date = date(1900, 1, 1)
+    max_valid_date: date = date(2100, 12, 31)
     schedule_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     export_completion: str = "files"
@@ -36,6 +38,9 @@ class Settings:
         """``ICP_LANDING``, ``ICP_WAREHOUSE``, ``ICP_SCORING_CONFIG``, ``ICP_AS_OF_DATE``,
         ``ICP_MAX_EXPORT_AGE_DAYS``, ``ICP_MAX_QUARANTINE_SHARE`` (a file or rule quarantining
         more than this share of a file's rows is a warning, default 0.05),
+        ``ICP_MIN_VALID_DATE`` / ``ICP_MAX_VALID_DATE`` (a timestamp dated outside is a
+        sentinel such as 0001-01-01 or 9999-12-31 and quarantined; default 1900-01-01 and
+        2100-12-31),
         ``ICP_SCHEDULE_CRON`` (the nightly run, default 02:00),
         ``ICP_TIMEZONE`` (of the schedule and the daily partitions, default UTC),
         ``ICP_EXPORT_COMPLETION`` (``files``: an export folder is complete when every required
@@ -56,6 +61,12 @@ class Settings:
             as_of_date=date.fromisoformat(as_of) if as_of else None,
             max_export_age_days=int(os.environ.get("ICP_MAX_EXPORT_AGE_DAYS") or 2),
             max_quarantine_share=float(os.environ.get("ICP_MAX_QUARANTINE_SHARE") or 0.05),
+            min_valid_date=date.fromisoformat(
+                os.environ.get("ICP_MIN_VALID_DATE", "").strip() or "1900-01-01"
+            ),
+            max_valid_date=date.fromisoformat(
+                os.environ.get("ICP_MAX_VALID_DATE", "").strip() or "2100-12-31"
+            ),
             schedule_cron=os.environ.get("ICP_SCHEDULE_CRON", "").strip() or "0 2 * * *",
             timezone=os.environ.get("ICP_TIMEZONE", "").strip() or "UTC",
             export_completion=os.environ.get("ICP_EXPORT_COMPLETION", "").strip() or "files",

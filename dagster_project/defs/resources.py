@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -71,10 +72,17 @@ class LandingZoneResource(dg.ConfigurableResource):
     root: str
     max_export_age_days: int = 2
     max_quarantine_share: float = 0.05
+    #: Timestamps dated before / after these days are sentinels and quarantined (ISO dates).
+    min_valid_date: str = "1900-01-01"
+    max_valid_date: str = "2100-12-31"
 
     @property
     def root_path(self) -> Path:
         return Path(self.root)
+
+    @property
+    def valid_dates(self) -> tuple[date, date]:
+        return date.fromisoformat(self.min_valid_date), date.fromisoformat(self.max_valid_date)
 
 
 class ScoringConfigResource(dg.ConfigurableResource):
@@ -94,6 +102,8 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             root=str(settings.landing_dir),
             max_export_age_days=settings.max_export_age_days,
             max_quarantine_share=settings.max_quarantine_share,
+            min_valid_date=settings.min_valid_date.isoformat(),
+            max_valid_date=settings.max_valid_date.isoformat(),
         ),
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),
         "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable()),

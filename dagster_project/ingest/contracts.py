@@ -69,6 +69,9 @@ class EntityContract:
     primary_key: tuple[str, ...]
     foreign_keys: dict[str, str] = field(default_factory=dict)
     is_optional_file: bool = False
+    #: Header names exporters write for a column (``employees`` for ``employee_count``): not
+    #: read as the column, but named in a warning (see :mod:`dagster_project.ingest.headers`).
+    column_synonyms: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -90,6 +93,12 @@ class EntityContract:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(column.name for column in self.columns)
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """Primary and foreign key columns, in contract order (trimmed, see docs/contract.md)."""
+        keys = set(self.primary_key) | set(self.foreign_keys)
+        return tuple(name for name in self.column_names if name in keys)
 
     @property
     def required_columns(self) -> tuple[str, ...]:
@@ -135,6 +144,10 @@ def _entity_contract(schema: pa.DataFrameSchema) -> EntityContract:
         primary_key=tuple([primary_key] if isinstance(primary_key, str) else primary_key),
         foreign_keys=dict(metadata.get("foreign_keys") or {}),
         is_optional_file=bool(metadata.get("optional_file", False)),
+        column_synonyms={
+            name: tuple(str(s) for s in synonyms)
+            for name, synonyms in (metadata.get("column_synonyms") or {}).items()
+        },
     )
 
 

@@ -13,6 +13,7 @@ and file paths are always bound parameters.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import gzip
 import io
 import re
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.ingest.contracts import ColumnContract, EntityContract, load_contracts
+from dagster_project.ingest.contracts import EntityContract, load_contracts
+from dagster_project.ingest.headers import header_key, near_miss_warnings, probable_column
 from dagster_project.ingest.landing import (
     FILE_SUFFIXES,
     LandingError,
@@ -32,6 +34,7 @@ from dagster_project.ingest.landing import (
     find_entity_files,
 )
 from dagster_project.ingest.mapping import EntityMapping, Lookup, column_sql, entity_mapping_for
+from dagster_project.ingest.row_rules import column_rules, key_value, typed_value
 from dagster_project.ingest.value_maps import (
     VALUE_MAP_TABLE,
     create_value_map_table,
@@ -43,6 +46,7 @@ from dagster_project.sql import quote_identifier, string_literal
 __all__ = [
     "FileCounts",
     "IngestResult",
+    "DEFAULT_VALID_DATES",
     "QUARANTINE_TABLE",
     "ensure_raw_schema",
     "ingest_entity",
@@ -51,6 +55,8 @@ __all__ = [
 ]
 
 QUARANTINE_TABLE = "raw.quarantined_rows"
+#: Timestamps dated outside these days are sentinels (``0001-01-01``, ``9999-12-31``).
+DEFAULT_VALID_DATES = (date(1900, 1, 1), date(2100, 12, 31))
 _LANDING_TABLE = "landing_rows"
 #: Longest CSV record (line) read; a longer one fails the file (see docs/contract.md).
 MAX_CSV_RECORD_BYTES = 2_000_000
@@ -99,6 +105,9 @@ class IngestResult:
     raw_table: str
     files: tuple[FileCounts, ...]
     quarantined_by_rule: Mapping[str, int]
+    #: What loaded but deserves a look: a header that is probably a contract column, an
+    #: optional column the previous export had, keys differing only by case.
+    warnings: tuple[str, ...] = ()
 
     @property
     def rows_read(self) -> int:
@@ -138,11 +147,14 @@ def ingest_entity(
     contract: EntityContract,
     landing_root: Path,
     as_of: date | None,
+    valid_dates: tuple[date, date] = DEFAULT_VALID_DATES,
 ) -> IngestResult:
     """Rebuild ``raw.<entity>`` from every export dated <= ``as_of`` and quarantine bad rows.
 
     Foreign keys are checked against the raw tables of the parent entities, so parents must be
-    ingested first (the Dagster asset graph orders them).
+    ingested first (the Dagster asset graph orders them). A timestamp dated outside
+    ``valid_dates`` (first, last day; default 1900-01-01 to 2100-12-31) is a sentinel such as
+    ``0001-01-01`` or ``9999-12-31`` and is quarantined.
 
     Raises:
         LandingError: a file cannot be read, misses a required column, or the entity has no
@@ -165,9 +177,17 @@ def ingest_entity(
         contract.column_names
     )
     _create_landing_table(con, contract)
+    warnings: list[str] = []
+    previous: tuple[LandingFile, set[str]] | None = None
     for landing_file in files:
-        _read_into_landing_table(con, contract, landing_file, mapped_columns, mapping)
-    _check_rows(con, contract)
+        present, file_warnings = _read_into_landing_table(
+            con, contract, landing_file, mapped_columns, mapping
+        )
+        warnings += file_warnings
+        if previous is not None:
+            warnings += _dropped_column_warnings(contract, landing_file, present, *previous)
+        previous = (landing_file, present)
+    _check_rows(con, contract, valid_dates)
     con.execute("BEGIN TRANSACTION")
     try:
         _write_raw_table(con, contract)
@@ -176,7 +196,54 @@ def ingest_entity(
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return _counts(con, contract, files)
+    result = _counts(con, contract, files)
+    warnings += _case_only_key_warnings(con, contract)
+    return dataclasses.replace(result, warnings=tuple(warnings))
+
+
+def _dropped_column_warnings(
+    contract: EntityContract,
+    landing_file: LandingFile,
+    present: set[str],
+    previous_file: LandingFile,
+    previous_present: set[str],
+) -> list[str]:
+    """An optional column the previous export of the entity had and this one lacks."""
+    dropped = [name for name in contract.column_names if name in previous_present - present]
+    if not dropped:
+        return []
+    return [
+        f"{landing_file.relative_path}: optional column(s) {', '.join(dropped)} missing, which "
+        f"the previous export {previous_file.relative_path} had; they are NULL in every row of "
+        "this file (did the export change?)"
+    ]
+
+
+def _case_only_key_warnings(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> list[str]:
+    """Files whose primary keys differ from another of the file only by case: keys are
+    case-sensitive (docs/contract.md), so they are separate rows, which may not be meant."""
+    if len(contract.primary_key) != 1:
+        return []
+    key = quote_identifier(contract.primary_key[0])
+    rows = con.execute(
+        f"""
+        SELECT _source_file, count(*) AS keys, min(examples) AS example
+        FROM (
+            SELECT _source_file, lower({key}) AS folded, list_sort(list({key}))[:2] AS examples
+            FROM raw.{quote_identifier(contract.raw_table)}
+            GROUP BY ALL
+            HAVING count(DISTINCT {key}) > 1
+        )
+        GROUP BY ALL
+        ORDER BY _source_file
+        """
+    ).fetchall()
+    return [
+        f"{source_file}: {keys:,} {contract.primary_key[0]} value(s) differ from another only by "
+        f"case (e.g. {' / '.join(repr(k) for k in example)}); keys are case-sensitive, so "
+        "they are separate rows"
+        for source_file, keys, example in rows
+    ]
 
 
 def _create_landing_table(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
@@ -200,7 +267,7 @@ def _read_into_landing_table(
     landing_file: LandingFile,
     mapped_columns: set[str] = frozenset(),
     mapping: EntityMapping | None = None,
-) -> None:
+) -> tuple[set[str], list[str]]:
     """Append the file's rows, as text, to the landing table (with lineage columns); the
     values of ``mapped_columns`` go through the value maps (``value_maps``) first. With a
     ``mapping`` (a system's export, see :mod:`dagster_project.ingest.mapping`), each contract
@@ -208,9 +275,13 @@ def _read_into_landing_table(
 
     The file's own column names never reach the SQL: the scan's columns are renamed by
     position to ``c0``, ``c1``, ... and matched to the contract in Python.
+
+    Returns the contract columns the file has and warnings about its header (a name that is
+    probably a column the file lacks).
     """
     params: dict[str, object] = {"path": str(landing_file.path)}
     header, scan = _scan(con, contract, landing_file, params, "path")
+    warnings: list[str] = []
     if mapping is None:
         positions = _match_header(contract, landing_file, header)
         columns = {
@@ -218,8 +289,14 @@ def _read_into_landing_table(
             for name in contract.column_names
             if name in positions
         }
-        consumed = {_normalized(name) for name in contract.column_names}
+        consumed = {header_key(name) for name in contract.column_names}
         joins = ""
+        warnings = near_miss_warnings(
+            contract,
+            landing_file.relative_path,
+            [name for name in header if header_key(name) not in consumed],
+            [name for name in contract.column_names if name not in positions],
+        )
     else:
         columns, consumed, joins = _mapped_columns(
             con, contract, landing_file, header, mapping, params
@@ -233,7 +310,7 @@ def _read_into_landing_table(
     extras = [
         (index, original)
         for index, original in enumerate(header)
-        if _normalized(original) not in consumed
+        if header_key(original) not in consumed
     ]
     if extras:
         pairs = []
@@ -260,6 +337,7 @@ def _read_into_landing_table(
         raise LandingError(
             f"{landing_file.relative_path}: {_read_error_reason(landing_file, error)}"
         ) from error
+    return set(columns), warnings
 
 
 def _scan(
@@ -291,15 +369,21 @@ def _scan(
     return header, scan
 
 
-def _header_positions(landing_file: LandingFile, header: list[str]) -> dict[str, int]:
+def _header_positions(
+    landing_file: LandingFile, header: list[str], contract: EntityContract | None = None
+) -> dict[str, int]:
+    """Position of each header name by its :func:`header_key`; a name twice fails."""
     positions: dict[str, int] = {}
+    names = {header_key(name): name for name in contract.column_names} if contract else {}
     for index, original in enumerate(header):
-        normalized = _normalized(original)
-        if normalized in positions:
+        key = header_key(original)
+        if key in positions:
+            shown = names.get(key, original)
             raise LandingError(
-                f"{landing_file.relative_path}: column {normalized!r} appears twice in the header"
+                f"{landing_file.relative_path}: column {shown!r} appears twice in the header "
+                f"(as {header[positions[key]]!r} and {original!r})"
             )
-        positions[normalized] = index
+        positions[key] = index
     return positions
 
 
@@ -324,12 +408,12 @@ def _mapped_columns(
             con, contract, lookup_file, params, path_param, "scanned"
         )
         positions = _header_positions(lookup_file, lookup_header)
-        if _normalized(lookup.key) not in positions:
+        if header_key(lookup.key) not in positions:
             raise LandingError(
                 f"{lookup_file.relative_path}: key column {lookup.key!r} of lookup "
                 f"{lookup.alias!r} missing {where}"
             )
-        key = f"scanned.c{positions[_normalized(lookup.key)]}"
+        key = f"scanned.c{positions[header_key(lookup.key)]}"
         alias = f"lookup_{number}"
         on = _source_column(lookup.on, available, tables)
         if on is None:
@@ -361,14 +445,14 @@ def _mapped_columns(
         columns[name] = column_sql(
             spec, lambda ref: _source_column(ref, available, tables), params, f"map_{name}"
         )
-    consumed = {_normalized(ref) for ref in mapping.main_columns()}
+    consumed = {header_key(ref) for ref in mapping.main_columns()}
     return columns, consumed, "\n".join(joins)
 
 
 def _source_column(ref: str, available: dict, tables: dict) -> str | None:
     """SQL of a source column ``name`` or ``lookup.name``; None when the file lacks it."""
     alias, _, name = ref.partition(".") if ref.split(".", 1)[0] in tables else ("", "", ref)
-    index = available[alias].get(_normalized(name))
+    index = available[alias].get(header_key(name))
     return None if index is None else f"CAST({tables[alias]}.c{index} AS VARCHAR)"
 
 
@@ -406,15 +490,17 @@ def _value_mapped(text: str, entity: str, column: str) -> str:
     )
 
 
-def _normalized(column_name: str) -> str:
-    return column_name.strip().lstrip("\ufeff").strip().lower()
-
-
 def _match_header(
     contract: EntityContract, landing_file: LandingFile, header: list[str]
 ) -> dict[str, int]:
-    """Position of each contract column in the file's header; fails on a missing column."""
-    positions = _header_positions(landing_file, header)
+    """Position of each contract column in the file's header (matched by :func:`header_key`);
+    fails on a missing required column, naming a header name that is probably it."""
+    by_key = _header_positions(landing_file, header, contract)
+    positions = {
+        name: by_key[header_key(name)]
+        for name in contract.column_names
+        if header_key(name) in by_key
+    }
     missing = [name for name in contract.required_columns if name not in positions]
     if not missing:
         return positions
@@ -426,10 +512,17 @@ def _match_header(
                     f"commas; expected a comma-separated CSV with the columns of "
                     f"{contract.name} (found one column: {_shorten(header[0])!r})"
                 )
+    matched = {header_key(name) for name in contract.column_names}
+    hints = []
+    for name in header:
+        guess = None if header_key(name) in matched else probable_column(contract, name, missing)
+        if guess is not None:
+            hints.append(f"{name!r} is probably {guess[0]} ({guess[1]})")
     raise LandingError(
         f"{landing_file.relative_path}: required column(s) {', '.join(missing)} missing; "
         f"expected the columns of {contract.name}: {', '.join(contract.column_names)} "
         f"(found: {_shorten(', '.join(header)) or 'no header'})"
+        + (f"; {_shorten('; '.join(hints))}: rename it or map it" if hints else "")
     )
 
 
@@ -545,136 +638,34 @@ def _parquet_header(
             f"{landing_file.relative_path}: cannot be read as parquet: {_first_line(str(error))}"
         ) from error
     header = [str(row[0]) for row in described]
+    names = {header_key(name): name for name in contract.column_names}
     for name, column_type in ((str(row[0]), str(row[1])) for row in described):
-        normalized = _normalized(name)
-        if normalized in contract.column_names and not _PARQUET_TEXT_TYPES.match(column_type):
-            expected = _PARQUET_EXPECTED[contract.column(normalized).dtype]
+        column = names.get(header_key(name))
+        if column is not None and not _PARQUET_TEXT_TYPES.match(column_type):
+            expected = _PARQUET_EXPECTED[contract.column(column).dtype]
             raise LandingError(
-                f"{landing_file.relative_path}: column {normalized!r} has Parquet type "
+                f"{landing_file.relative_path}: column {column!r} has Parquet type "
                 f"{column_type}; expected {expected} (a type with no faithful text form is "
                 "not converted)"
             )
     return header
 
 
-def _qualified(column: ColumnContract) -> str:
-    # Qualified so that a correlated subquery (fx rates, parent keys) cannot capture the name.
-    return f"landing.{quote_identifier(column.name)}"
-
-
-def _trimmed(column: ColumnContract) -> str:
-    return f"nullif(trim({_qualified(column)}), '')"
-
-
-#: The text forms the contract accepts, checked before DuckDB's (more lenient) casts: no
-#: ``2026/11/20``, ``26-11-20``, ``epoch``, ``1_000``, ``0x10``, and no ``1.5`` rounded to 2.
-_TEXT_FORMS = {
-    # ISO 8601 date or date-time (``T`` or a space), optional fraction, ``Z`` or an offset.
-    "datetime64[ns, UTC]": (
-        r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}(:?\d{2})?)?)?"
-    ),
-    # An integer; an integral decimal such as ``10.0`` (pandas writes those) is exact.
-    "Int64": r"[+-]?\d+(\.0*)?",
-    # A plain decimal number, optionally with an exponent.
-    "Float64": r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?",
-}
-
-
-def _typed_value(column: ColumnContract) -> str:
-    """SQL turning the text of ``column`` into its contract type (NULL when it does not parse)."""
-    value = _trimmed(column)
-    if column.dtype == "str":
-        return _qualified(column)
-    if column.dtype == "datetime64[ns, UTC]":
-        # Offsets are honoured and the result stored as UTC; the session time zone is UTC,
-        # so a value without an offset is read as UTC.
-        typed = f"timezone('UTC', try_cast({value} AS TIMESTAMPTZ))"
-    elif column.dtype == "Float64":
-        number = f"try_cast({value} AS DOUBLE)"
-        typed = f"(CASE WHEN isfinite({number}) THEN {number} END)"
-    else:
-        typed = f"try_cast({value} AS {column.warehouse_type})"
-    form = _TEXT_FORMS.get(column.dtype)
-    if form is None:
-        return typed
-    return f"(CASE WHEN regexp_full_match({value}, {string_literal(form)}) THEN {typed} END)"
-
-
-_TYPE_RULES = {
-    "Int64": "invalid_integer",
-    "Float64": "invalid_number",
-    "boolean": "invalid_boolean",
-    "datetime64[ns, UTC]": "invalid_timestamp",
-}
-
-
-def _column_rules(
-    contract: EntityContract, column: ColumnContract, params: dict[str, object]
-) -> list[tuple[str, str]]:
-    """(rule, SQL condition that is true when the row breaks it) for one column."""
-    value = _trimmed(column)
-    typed = _typed_value(column)
-    rules: list[tuple[str, str]] = []
-    if not column.nullable:
-        rules.append(("missing_required_value", f"{value} IS NULL"))
-    if column.dtype in _TYPE_RULES:
-        rules.append((_TYPE_RULES[column.dtype], f"{value} IS NOT NULL AND {typed} IS NULL"))
-    if column.allowed_values is not None:
-        key = f"allowed_{column.name}"
-        params[key] = list(column.allowed_values)
-        rules.append(
-            (
-                "value_not_allowed",
-                f"{value} IS NOT NULL AND NOT list_contains(${key}, lower({value}))",
-            )
-        )
-    if column.min_value is not None:
-        operator = "<=" if column.min_exclusive else "<"
-        rules.append(("below_minimum", f"{typed} {operator} {float(column.min_value)!r}"))
-    if column.max_value is not None:
-        rules.append(("above_maximum", f"{typed} > {float(column.max_value)!r}"))
-    if column.pattern is not None:
-        key = f"pattern_{column.name}"
-        params[key] = column.pattern
-        rules.append(
-            ("pattern_mismatch", f"{value} IS NOT NULL AND NOT regexp_full_match({value}, ${key})")
-        )
-    if column.name == "currency" and not contract.is_reference:
-        rules.append(
-            (
-                "unknown_currency",
-                f"{value} IS NOT NULL AND upper({value}) <> 'USD' AND NOT EXISTS "
-                f"(SELECT 1 FROM raw.fx_rates AS fx WHERE fx.currency = upper({value}))",
-            )
-        )
-    if column.name in contract.foreign_keys:
-        parent_source, parent_entity = contract.foreign_keys[column.name].split("/")
-        parent_table = f"raw.{parent_source}__{parent_entity}"
-        # Point in time as of the as-of date: the parent raw table holds every export dated
-        # <= it, so a parent exported after its child (an account snapshot sent at the end,
-        # an export split by updated_at) still counts, and a snapshot and the same rows as
-        # monthly exports get the same verdict.
-        rules.append(
-            (
-                "orphan_foreign_key",
-                f"{value} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM {parent_table} AS parent "
-                f"WHERE parent.{quote_identifier(column.name)} = {_qualified(column)})",
-            )
-        )
-    return [(f"{rule}:{column.name}", condition) for rule, condition in rules]
-
-
-def _check_rows(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
+def _check_rows(
+    con: duckdb.DuckDBPyConnection, contract: EntityContract, valid_dates: tuple[date, date]
+) -> None:
     """Add ``failed_rules`` (every rule a row breaks, in contract order) to the landing rows."""
     params: dict[str, object] = {}
     cases = []
     for column in contract.columns:
-        for rule, condition in _column_rules(contract, column, params):
+        for rule, condition in column_rules(contract, column, params, valid_dates):
             cases.append(f"CASE WHEN {condition} THEN {string_literal(rule)} END")
-    key_columns = ", ".join(quote_identifier(k) for k in contract.primary_key)
+    keys = [key_value(contract.column(k)) for k in contract.primary_key]
+    # Keys compare trimmed (ACC-5 and 'ACC-5 ' collide); a missing key is its own rule.
     cases.append(
-        "CASE WHEN count(*) OVER (PARTITION BY _source_file, "
-        f"{key_columns}) > 1 THEN 'duplicate_key_in_file:{'+'.join(contract.primary_key)}' END"
+        f"CASE WHEN {' AND '.join(f'{k} IS NOT NULL' for k in keys)} AND count(*) OVER "
+        f"(PARTITION BY _source_file, {', '.join(keys)}) > 1 "
+        f"THEN 'duplicate_key_in_file:{'+'.join(contract.primary_key)}' END"
     )
     con.execute(
         f"""
@@ -688,7 +679,7 @@ def _check_rows(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> Non
 
 def _write_raw_table(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
     typed_columns = ", ".join(
-        f"CAST({_typed_value(c)} AS {c.warehouse_type}) AS {quote_identifier(c.name)}"
+        f"CAST({typed_value(contract, c)} AS {c.warehouse_type}) AS {quote_identifier(c.name)}"
         for c in contract.columns
     )
     con.execute(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -81,7 +82,8 @@ class Expected:
     (relative to the landing root). A failing case lists regular expressions the error must
     match besides naming ``file``; a loading case lists the quarantined rows (of every entity:
     nothing else may be quarantined), the per-file counts of ``file`` and text that must be
-    stored unchanged as ``(entity, key, column, value)``.
+    stored unchanged as ``(entity, key, column, value)`` and, one
+    pattern each, the warnings the ingest gives (nothing else may warn).
     """
 
     entity: str
@@ -89,7 +91,9 @@ class Expected:
     failure: tuple[str, ...] = ()
     quarantined: tuple[Quarantined, ...] = ()
     file_counts: tuple[int, int, int] | None = None
-    stored: tuple[tuple[str, str, str, str], ...] = ()
+    stored: tuple[tuple[str, str, str, str | None], ...] = ()
+    #: Regular expressions, one per warning the ingest must give (of every entity; no other).
+    warnings: tuple[str, ...] = ()
 
     @property
     def fails(self) -> bool:
@@ -854,7 +858,10 @@ def _dates_not_iso(landing: Path) -> Expected:
     rows = rows_with(
         landing, "billing/subscriptions", "S-DATE", [{"started_at": v} for v in values]
     )
-    rules = ["invalid_timestamp:started_at"] * len(rows)
+    rules = ["invalid_timestamp:started_at"] * 4 + [
+        "numeric_timestamp:started_at",
+        "impossible_timestamp:started_at",
+    ]
     path = entity_file(landing, "billing/subscriptions")
     return loaded_with_quarantine("billing/subscriptions", landing, path, rows, rules)
 
@@ -883,7 +890,8 @@ def _negative_money(landing: Path) -> Expected:
 def _non_numeric_money(landing: Path) -> Expected:
     values = ["$1,200", "12,50", "1_000", "0x10", "NaN", "-Infinity", "ten"]
     rows = rows_with(landing, "billing/subscriptions", "S-NUM", [{"mrr": v} for v in values])
-    rules = ["invalid_number:mrr"] * len(rows)
+    # NaN and infinities parse as floats but are no amount: a rule of their own.
+    rules = ["invalid_number:mrr"] * 4 + ["non_finite_number:mrr"] * 2 + ["invalid_number:mrr"]
     path = entity_file(landing, "billing/subscriptions")
     return loaded_with_quarantine("billing/subscriptions", landing, path, rows, rules)
 
@@ -1053,7 +1061,7 @@ def _parquet_wrong_types(landing: Path) -> Expected:
         "support/tickets",
         relative(landing, target),
         quarantined=tuple(
-            Quarantined(relative(landing, target), line, ("invalid_timestamp:created_at",))
+            Quarantined(relative(landing, target), line, ("numeric_timestamp:created_at",))
             for line in range(1, len(rows) + 1)
         ),
         file_counts=(len(rows), 0, len(rows)),
@@ -1087,3 +1095,722 @@ def _parquet_native_types(landing: Path) -> Expected:
         file_counts=(len(rows), len(rows) - 1, 1),
         stored=(("crm/accounts", rows[0]["account_id"], "account_name", rows[0]["account_name"]),),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Nothing silently changed (issue 17): headers, keys, numbers and dates that used to load as
+# something else
+
+
+def _rename_header(landing: Path, entity: str, renames: dict[str, str]) -> tuple[Path, int]:
+    """Rename header names (as written, no normalisation) in every export's file of
+    ``entity``; (the newest file, its row count)."""
+    source, name = entity.split("/")
+    for path in sorted(landing.glob(f"*/{source}/{name}.csv")):
+        header, rows = read_table(path)
+        renamed = [{renames.get(k, k): v for k, v in row.items()} for row in rows]
+        write_table(path, [renames.get(n, n) for n in header], renamed)
+    path = entity_file(landing, entity)
+    return path, data_lines(path)
+
+
+def _first_row_stored(path: Path, column: str, written: str, extras: str | None) -> tuple:
+    """What the newest file's first row must store (none when the file has no rows)."""
+    _, rows = read_table(path)
+    if not rows:
+        return ()
+    key = rows[0]["account_id"]
+    value = rows[0][written] if extras is None else None
+    return (("crm/accounts", key, column, value), ("crm/accounts", key, "_extra_columns", extras))
+
+
+def _header_still_matches(landing: Path, renames: dict[str, str], column: str) -> Expected:
+    path, total = _rename_header(landing, "crm/accounts", renames)
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        file_counts=(total, total, 0),
+        stored=_first_row_stored(path, column, renames[column], None),
+    )
+
+
+@case("header_zero_width_space", "accounts.csv header 'country' followed by a zero-width space")
+def _header_zero_width_space(landing: Path) -> Expected:
+    return _header_still_matches(landing, {"country": "country\u200b"}, "country")
+
+
+@case("header_bom_mid_line", "accounts.csv with a byte-order mark inside the header line")
+def _header_bom_mid_line(landing: Path) -> Expected:
+    return _header_still_matches(landing, {"country": "\ufeffcountry"}, "country")
+
+
+@case("header_fullwidth_letters", "accounts.csv header 'ｃｏｕｎｔｒｙ' (full-width, NFKC)")
+def _header_fullwidth(landing: Path) -> Expected:
+    return _header_still_matches(landing, {"country": "ｃｏｕｎｔｒｙ"}, "country")
+
+
+@case("header_case_and_separators", "accounts.csv headers 'Employee-Count' and 'EmployeeCount'")
+def _header_case_and_separators(landing: Path) -> Expected:
+    return _header_still_matches(landing, {"employee_count": "Employee-Count"}, "employee_count")
+
+
+@case("header_camel_case", "accounts.csv header 'BusinessModel' (an API-style field name)")
+def _header_camel_case(landing: Path) -> Expected:
+    return _header_still_matches(landing, {"business_model": "BusinessModel"}, "business_model")
+
+
+@case("header_nbsp_inside", "accounts.csv header 'employee<NBSP>count' (a spreadsheet's space)")
+def _header_nbsp_inside(landing: Path) -> Expected:
+    return _header_still_matches(
+        landing, {"employee_count": "employee\u00a0count"}, "employee_count"
+    )
+
+
+def _header_near_miss(landing: Path, written: str, column: str, why: str) -> Expected:
+    path, total = _rename_header(landing, "crm/accounts", {column: written})
+    _, rows = read_table(path)
+    extras = (
+        json.dumps({written: rows[0][written]}, separators=(",", ":"), ensure_ascii=False)
+        if rows
+        else None
+    )
+    file = relative(landing, path)
+    return Expected(
+        "crm/accounts",
+        file,
+        file_counts=(total, total, 0),
+        stored=_first_row_stored(path, column, written, extras) if rows else (),
+        warnings=(
+            rf"^{re.escape(file)}: header {re.escape(repr(written))} is probably the column "
+            rf"{column} \({why}\) but is not read as it, so {column} is NULL in every row",
+        ),
+    )
+
+
+@case("header_synonym_employees", "accounts.csv with 'employees' for employee_count: a warning")
+def _header_synonym_employees(landing: Path) -> Expected:
+    return _header_near_miss(landing, "employees", "employee_count", "a known synonym")
+
+
+@case("header_synonym_num_employees", "accounts.csv with 'num_employees': a warning")
+def _header_synonym_num_employees(landing: Path) -> Expected:
+    return _header_near_miss(landing, "num_employees", "employee_count", "a known synonym")
+
+
+@case("header_synonym_salesforce", "accounts.csv with Salesforce's 'NumberOfEmployees': a warning")
+def _header_synonym_salesforce(landing: Path) -> Expected:
+    return _header_near_miss(landing, "NumberOfEmployees", "employee_count", "a known synonym")
+
+
+@case("header_typo", "accounts.csv header 'countyr' (two letters swapped): a warning")
+def _header_typo(landing: Path) -> Expected:
+    return _header_near_miss(landing, "countyr", "country", "1 edit\\(s\\) away")
+
+
+@case("header_synonym_mapped", "a mapping profile declares 'employees' as employee_count")
+def _header_synonym_mapped(landing: Path) -> Expected:
+    path, total = _rename_header(landing, "crm/accounts", {"employee_count": "employees"})
+    header, rows = read_table(path)
+    columns = {name: name for name in header if name != "employees"}
+    columns["employee_count"] = "employees"
+    profile = {
+        "name": "ours",
+        "entities": {"crm/accounts": {"file": "accounts", "columns": columns}},
+    }
+    (landing / "mappings").mkdir(exist_ok=True)
+    (landing / "mappings" / "ours.yaml").write_text(json.dumps(profile), encoding="utf-8")
+    (landing / "landing.yaml").write_text("sources:\n  crm: mappings/ours.yaml\n", encoding="utf-8")
+    key = rows[0]["account_id"]
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        file_counts=(total, total, 0),
+        stored=(("crm/accounts", key, "employee_count", rows[0]["employees"]),),
+    )
+
+
+@case("optional_column_dropped", "a newer accounts export without the 'country' column")
+def _optional_column_dropped(landing: Path) -> Expected:
+    previous = entity_file(landing, "crm/accounts")
+    header, rows = read_table(previous)
+    newer = (date.fromisoformat(newest_export(landing)) + timedelta(days=1)).isoformat()
+    path = landing / newer / "crm" / "accounts.csv"
+    write_table(path, [name for name in header if name != "country"], rows)
+    file = relative(landing, path)
+    return Expected(
+        "crm/accounts",
+        file,
+        file_counts=(len(rows), len(rows), 0),
+        warnings=(
+            rf"^{re.escape(file)}: optional column\(s\) country missing, which the previous "
+            rf"export {re.escape(relative(landing, previous))} had",
+        ),
+    )
+
+
+@case("header_twice_after_folding", "accounts.csv with 'country' and 'Country<ZWSP>'")
+def _header_twice_after_folding(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    header, rows = read_table(path)
+    write_table(path, [*header, "Country\u200b"], [row | {"Country\u200b": "FR"} for row in rows])
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        failure=(r"column 'country' appears twice in the header",),
+    )
+
+
+@case("header_required_synonym", "accounts.csv with 'Id' for account_id: fails, naming the guess")
+def _header_required_synonym(landing: Path) -> Expected:
+    path, _ = _rename_header(landing, "crm/accounts", {"account_id": "Id"})
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        failure=(
+            r"required column\(s\) account_id missing",
+            r"'Id' is probably account_id \(a known synonym\)",
+        ),
+    )
+
+
+@case("excel_sep_line", "accounts.csv starting with Excel's 'sep=,' line")
+def _excel_sep_line(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    path.write_text("sep=,\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        failure=(r"required column\(s\) account_id, account_name, created_at, updated_at missing",),
+    )
+
+
+@case("trailing_comma_column", "tickets.csv whose lines end with a comma (an unnamed column)")
+def _trailing_comma_column(landing: Path) -> Expected:
+    path = entity_file(landing, "support/tickets")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    path.write_text("".join(f"{line},\n" for line in lines), encoding="utf-8")
+    total = len(lines) - 1
+    key = template_row(landing, "support/tickets")["ticket_id"]
+    return Expected(
+        "support/tickets",
+        relative(landing, path),
+        file_counts=(total, total, 0),
+        stored=(("support/tickets", key, "_extra_columns", '{"":null}'),),
+    )
+
+
+# Keys
+
+
+@case("keys_whitespace_only", "account ids that are only a tab, CR, NBSP or zero-width space")
+def _keys_whitespace_only(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    rows = rows_with(landing, "crm/accounts", "ACC-WS", [{}] * 5)
+    for row, key in zip(rows, ["\t", "\r\n", "\u00a0", "\u200b", " \u3000\ufeff "], strict=True):
+        row["account_id"] = key
+    rules = ["missing_required_value:account_id"] * len(rows)
+    return loaded_with_quarantine("crm/accounts", landing, path, rows, rules)
+
+
+@case("keys_collide_after_trim", "'ACC-DUP', 'ACC-DUP ' and '<ZWSP>ACC-DUP' in one file")
+def _keys_collide_after_trim(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    rows = rows_with(landing, "crm/accounts", "ACC-DUP", [{}] * 3)
+    for row, key in zip(rows, ["ACC-DUP", "ACC-DUP ", "\u200bACC-DUP\u00a0"], strict=True):
+        row["account_id"] = key
+    rules = ["duplicate_key_in_file:account_id"] * 3
+    return loaded_with_quarantine("crm/accounts", landing, path, rows, rules)
+
+
+@case("keys_padded_stored_trimmed", "account 'ACC-PAD<NBSP>' and a ticket of 'ACC-PAD'")
+def _keys_padded_stored_trimmed(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    append_rows(
+        path, rows_with(landing, "crm/accounts", "ACC-PAD", [{"account_id": "ACC-PAD\u00a0"}])
+    )
+    tickets = entity_file(landing, "support/tickets")
+    append_rows(
+        tickets, rows_with(landing, "support/tickets", "T-PAD", [{"account_id": "ACC-PAD"}])
+    )
+    total = data_lines(path)
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        file_counts=(total, total, 0),
+        stored=(
+            ("crm/accounts", "ACC-PAD", "account_id", "ACC-PAD"),
+            ("support/tickets", "T-PAD-1", "account_id", "ACC-PAD"),
+        ),
+    )
+
+
+@case("foreign_keys_padded", "tickets of 'ACC-1<TAB>' and '<ZWSP>ACC-2': their accounts")
+def _foreign_keys_padded(landing: Path) -> Expected:
+    tickets = entity_file(landing, "support/tickets")
+    rows = rows_with(
+        landing,
+        "support/tickets",
+        "T-FKPAD",
+        [{"account_id": "ACC-1\t"}, {"account_id": "\u200bACC-2"}],
+    )
+    append_rows(tickets, rows)
+    total = data_lines(tickets)
+    return Expected(
+        "support/tickets",
+        relative(landing, tickets),
+        file_counts=(total, total, 0),
+        stored=(
+            ("support/tickets", "T-FKPAD-1", "account_id", "ACC-1"),
+            ("support/tickets", "T-FKPAD-2", "account_id", "ACC-2"),
+        ),
+    )
+
+
+@case("keys_case_sensitive", "'ACC-CASE' and 'acc-case': two accounts (a documented choice)")
+def _keys_case_sensitive(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    rows = rows_with(
+        landing, "crm/accounts", "X", [{"account_id": "ACC-CASE"}, {"account_id": "acc-case"}]
+    )
+    append_rows(path, rows)
+    total = data_lines(path)
+    file = relative(landing, path)
+    return Expected(
+        "crm/accounts",
+        file,
+        file_counts=(total, total, 0),
+        stored=(
+            ("crm/accounts", "ACC-CASE", "account_id", "ACC-CASE"),
+            ("crm/accounts", "acc-case", "account_id", "acc-case"),
+        ),
+        warnings=(
+            rf"^{re.escape(file)}: 1 account_id value\(s\) differ from another only by case "
+            r"\(e.g. 'ACC-CASE' / 'acc-case'\); keys are case-sensitive",
+        ),
+    )
+
+
+@case("foreign_key_other_case", "a ticket of 'acc-1' (the account is 'ACC-1'): an orphan")
+def _foreign_key_other_case(landing: Path) -> Expected:
+    tickets = entity_file(landing, "support/tickets")
+    rows = rows_with(landing, "support/tickets", "T-CASE", [{"account_id": "acc-1"}])
+    return loaded_with_quarantine(
+        "support/tickets", landing, tickets, rows, ["orphan_foreign_key:account_id"]
+    )
+
+
+@case("name_only_invisible", "account_name of only a zero-width space and an NBSP")
+def _name_only_invisible(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    rows = rows_with(landing, "crm/accounts", "ACC-INVIS", [{"account_name": "\u200b\u00a0"}])
+    return loaded_with_quarantine(
+        "crm/accounts", landing, path, rows, ["missing_required_value:account_name"]
+    )
+
+
+@case("code_padded_stored_trimmed", "country 'US<NBSP>' and currency ' EUR': stored trimmed")
+def _code_padded(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    append_rows(
+        path,
+        rows_with(
+            landing, "crm/accounts", "ACC-CODE", [{"country": "US\u00a0", "currency": " EUR"}]
+        ),
+    )
+    total = data_lines(path)
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        file_counts=(total, total, 0),
+        stored=(
+            ("crm/accounts", "ACC-CODE-1", "country", "US"),
+            ("crm/accounts", "ACC-CODE-1", "currency", "EUR"),
+        ),
+    )
+
+
+# Numbers
+
+
+def _bad_values(
+    landing: Path, entity: str, prefix: str, column: str, values: list[str], rule: str
+) -> Expected:
+    path = entity_file(landing, entity)
+    rows = rows_with(landing, entity, prefix, [{column: v} for v in values])
+    return loaded_with_quarantine(entity, landing, path, rows, [f"{rule}:{column}"] * len(rows))
+
+
+def _add_rate(landing: Path, currency: str, rate: str) -> None:
+    """A rate for ``currency`` unless the zone has some already (the generated one does)."""
+    header, rows = read_table(landing / "fx_rates.csv")
+    if any(row["currency"] == currency for row in rows):
+        return
+    write_table(
+        landing / "fx_rates.csv",
+        header,
+        [*rows, {"date": "2026-01-01", "currency": currency, "usd_per_unit": rate}],
+    )
+
+
+@case("money_overflow_after_fx", "annual_revenue 1.5e308 GBP: finite in the file, inf in USD")
+def _money_overflow_after_fx(landing: Path) -> Expected:
+    _add_rate(landing, "GBP", "1.27")
+    path = entity_file(landing, "crm/accounts")
+    rows = rows_with(
+        landing,
+        "crm/accounts",
+        "ACC-INF",
+        [
+            {"annual_revenue": "1.5e308", "currency": "GBP"},
+            {"annual_revenue": "1.5e308", "currency": "USD"},
+        ],
+    )
+    lines = append_rows(path, rows)
+    invoices = entity_file(landing, "billing/invoices")
+    invoice_lines = append_rows(
+        invoices,
+        rows_with(landing, "billing/invoices", "I-INF", [{"amount": "1.7e308", "currency": "EUR"}]),
+    )
+    total = data_lines(path)
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        quarantined=quarantined(path, landing, lines[:1], ["non_finite_number:annual_revenue"])
+        + quarantined(invoices, landing, invoice_lines, ["non_finite_number:amount"]),
+        file_counts=(total, total - 1, 1),
+        stored=(("crm/accounts", "ACC-INF-2", "annual_revenue", "1.5e+308"),),
+    )
+
+
+@case("number_overflow_in_text", "mrr '1e400' and '-2e308' (beyond a double)")
+def _number_overflow_in_text(landing: Path) -> Expected:
+    return _bad_values(
+        landing, "billing/subscriptions", "S-BIG", "mrr", ["1e400", "-2e308"], "non_finite_number"
+    )
+
+
+@case("number_infinity_words", "annual_revenue 'inf', 'Infinity', '-inf', 'nan', '+NaN'")
+def _number_infinity_words(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/accounts",
+        "ACC-NF",
+        "annual_revenue",
+        ["inf", "Infinity", "-inf", "nan", "+NaN"],
+        "non_finite_number",
+    )
+
+
+@case("parquet_double_nan", "invoices.parquet with a DOUBLE amount column holding NaN and inf")
+def _parquet_double_nan(landing: Path) -> Expected:
+    path = entity_file(landing, "billing/invoices")
+    header, rows = read_table(path)
+    rows = [
+        *rows,
+        *rows_with(landing, "billing/invoices", "I-NAN", [{"amount": "nan"}, {"amount": "inf"}]),
+    ]
+    path.unlink()
+    target = path.with_name("invoices.parquet")
+    write_parquet(target, header, rows, amount="TRY_CAST(amount AS DOUBLE)")
+    file = relative(landing, target)
+    return Expected(
+        "billing/invoices",
+        file,
+        quarantined=(
+            Quarantined(file, len(rows) - 1, ("non_finite_number:amount",)),
+            Quarantined(file, len(rows), ("non_finite_number:amount",)),
+        ),
+        file_counts=(len(rows), len(rows) - 2, 2),
+    )
+
+
+@case("number_spreadsheet_forms", "annual_revenue '1 200', '1.200,50', '(100)', '1,5E+3'")
+def _number_spreadsheet_forms(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/accounts",
+        "ACC-SHEET",
+        "annual_revenue",
+        ["1 200", "1.200,50", "(100)", "1,5E+3"],
+        "invalid_number",
+    )
+
+
+@case("number_excel_errors", "mrr '#VALUE!', '#N/A', '#DIV/0!', '#REF!'")
+def _number_excel_errors(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "billing/subscriptions",
+        "S-XLERR",
+        "mrr",
+        ["#VALUE!", "#N/A", "#DIV/0!", "#REF!"],
+        "invalid_number",
+    )
+
+
+@case("integer_spreadsheet_forms", "employee_count '1.2E+03', '1,200', '80%'")
+def _integer_spreadsheet_forms(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/accounts",
+        "ACC-XLINT",
+        "employee_count",
+        ["1.2E+03", "1,200", "80%"],
+        "invalid_integer",
+    )
+
+
+@case("number_nbsp_padded", "employee_count '<NBSP>120' (a spreadsheet pad): the number 120")
+def _number_nbsp_padded(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    append_rows(
+        path, rows_with(landing, "crm/accounts", "ACC-PADNUM", [{"employee_count": "\u00a0120"}])
+    )
+    total = data_lines(path)
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        file_counts=(total, total, 0),
+        stored=(("crm/accounts", "ACC-PADNUM-1", "employee_count", "120"),),
+    )
+
+
+@case("etl_null_markers", "last_funding_at 'NULL', '\\N', 'N/A' (ETL tools' NULL markers)")
+def _etl_null_markers(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/accounts",
+        "ACC-NULLTXT",
+        "last_funding_at",
+        ["NULL", "\\N", "N/A"],
+        "invalid_timestamp",
+    )
+
+
+@case("etl_null_marker_boolean", "is_deleted '\\N' and 'null'")
+def _etl_null_marker_boolean(landing: Path) -> Expected:
+    return _bad_values(
+        landing, "crm/accounts", "ACC-NULLBOOL", "is_deleted", ["\\N", "null"], "invalid_boolean"
+    )
+
+
+# Dates
+
+
+@case("dates_feb_29_non_leap", "created_at 2026-02-29 (no such day); 2024-02-29 loads")
+def _dates_feb_29(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    rows = rows_with(
+        landing,
+        "crm/accounts",
+        "ACC-LEAP",
+        [{"created_at": "2026-02-29"}, {"created_at": "2024-02-29"}],
+    )
+    lines = append_rows(path, rows)
+    total = data_lines(path)
+    return Expected(
+        "crm/accounts",
+        relative(landing, path),
+        quarantined=quarantined(path, landing, lines[:1], ["impossible_timestamp:created_at"]),
+        file_counts=(total, total - 1, 1),
+        stored=(("crm/accounts", "ACC-LEAP-2", "created_at", "2024-02-29 00:00:00"),),
+    )
+
+
+@case("dates_hour_24", "updated_at 2026-11-20T24:00:00 (DuckDB alone reads the next day)")
+def _dates_hour_24(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/accounts",
+        "ACC-H24",
+        "updated_at",
+        ["2026-11-20T24:00:00", "2026-11-20 24:00Z"],
+        "impossible_timestamp",
+    )
+
+
+@case("dates_leap_second", "occurred_at 2016-12-31T23:59:60Z (a leap second)")
+def _dates_leap_second(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/activities",
+        "AC-LEAPSEC",
+        "occurred_at",
+        ["2016-12-31T23:59:60Z"],
+        "impossible_timestamp",
+    )
+
+
+@case("dates_fields_out_of_range", "issued_at month 13, day 32, minute 60, day 00")
+def _dates_fields_out_of_range(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "billing/invoices",
+        "I-FIELD",
+        "issued_at",
+        ["2026-13-01", "2026-01-32", "2026-11-20T10:60:00", "2026-11-00"],
+        "impossible_timestamp",
+    )
+
+
+@case("dates_offset_out_of_range", "created_at offsets +25:00, -14:30, +02:75, +1500")
+def _dates_offset_out_of_range(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "support/tickets",
+        "T-OFFSET",
+        "created_at",
+        [
+            "2026-09-01T10:00:00+25:00",
+            "2026-09-01T10:00:00-14:30",
+            "2026-09-01T10:00:00+02:75",
+            "2026-09-01T10:00+1500",
+        ],
+        "offset_out_of_range",
+    )
+
+
+@case("dates_extreme_offsets_kept", "offsets +14:00 and -12:00 (Kiribati, Baker Island) load")
+def _dates_extreme_offsets(landing: Path) -> Expected:
+    tickets = entity_file(landing, "support/tickets")
+    rows = rows_with(
+        landing,
+        "support/tickets",
+        "T-EDGE",
+        [{"created_at": "2026-09-01T10:00:00+14:00"}, {"created_at": "2026-09-01T10:00:00-12:00"}],
+    )
+    append_rows(tickets, rows)
+    total = data_lines(tickets)
+    return Expected(
+        "support/tickets",
+        relative(landing, tickets),
+        file_counts=(total, total, 0),
+        stored=(
+            ("support/tickets", "T-EDGE-1", "created_at", "2026-08-31 20:00:00"),
+            ("support/tickets", "T-EDGE-2", "created_at", "2026-09-01 22:00:00"),
+        ),
+    )
+
+
+@case("dates_instants_exact", "offsets and fractional seconds keep their instant exactly")
+def _dates_instants_exact(landing: Path) -> Expected:
+    values = {
+        "2026-11-20T10:00:00.123456+05:30": "2026-11-20 04:30:00.123456",
+        "2026-11-20T10:00:00.5-03:00": "2026-11-20 13:00:00.5",
+        "2026-11-20 23:30+0200": "2026-11-20 21:30:00",
+        "2026-11-20T10:00:00.123456000Z": "2026-11-20 10:00:00.123456",
+        "2026-11-20T00:00:00-01": "2026-11-20 01:00:00",
+        "2026-11-20T10:00:00.000001Z": "2026-11-20 10:00:00.000001",
+    }
+    path = entity_file(landing, "crm/activities")
+    rows = rows_with(landing, "crm/activities", "AC-EXACT", [{"occurred_at": v} for v in values])
+    append_rows(path, rows)
+    total = data_lines(path)
+    return Expected(
+        "crm/activities",
+        relative(landing, path),
+        file_counts=(total, total, 0),
+        stored=tuple(
+            ("crm/activities", f"AC-EXACT-{i}", "occurred_at", utc)
+            for i, utc in enumerate(values.values(), 1)
+        ),
+    )
+
+
+@case("dates_nanoseconds", "occurred_at .123456789 (DuckDB would drop the nanoseconds)")
+def _dates_nanoseconds(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/activities",
+        "AC-NANO",
+        "occurred_at",
+        ["2026-10-01T08:00:00.123456789Z", "2026-10-01T08:00:00.0000001Z"],
+        "timestamp_precision_loss",
+    )
+
+
+@case("dates_sentinel_low", "last_funding_at 0001-01-01, 1899-12-30 (a spreadsheet's day 0)")
+def _dates_sentinel_low(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/accounts",
+        "ACC-SENT-LO",
+        "last_funding_at",
+        ["0001-01-01", "1899-12-30", "1000-01-01T00:00:00Z"],
+        "sentinel_date",
+    )
+
+
+@case("dates_sentinel_high", "ended_at 9999-12-31, 2999-01-01T00:00:00Z, 2101-01-01")
+def _dates_sentinel_high(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "billing/subscriptions",
+        "S-SENT-HI",
+        "ended_at",
+        ["9999-12-31", "2999-01-01T00:00:00Z", "2101-01-01"],
+        "sentinel_date",
+    )
+
+
+@case("dates_epoch_numbers", "created_at 1700000000000 (ms), 1700000000.5, 45000 (Excel), 20261120")
+def _dates_epoch_numbers(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/opportunities",
+        "O-EPOCH",
+        "created_at",
+        ["1700000000000", "1700000000.5", "45000", "20261120"],
+        "numeric_timestamp",
+    )
+
+
+@case("dates_named_zones", "created_at with 'CET', '[Europe/Paris]', ' UTC' zone names")
+def _dates_named_zones(landing: Path) -> Expected:
+    return _bad_values(
+        landing,
+        "crm/opportunities",
+        "O-ZONE",
+        "created_at",
+        ["2026-01-05T10:00:00 CET", "2026-01-05T10:00:00+01:00[Europe/Paris]", "2026-01-05 UTC"],
+        "invalid_timestamp",
+    )
+
+
+@case("parquet_sentinel_date", "accounts.parquet with a DATE last_funding_at of 9999-12-31")
+def _parquet_sentinel_date(landing: Path) -> Expected:
+    path = entity_file(landing, "crm/accounts")
+    header, rows = read_table(path)
+    rows = [
+        *rows,
+        *rows_with(landing, "crm/accounts", "ACC-PQS", [{"last_funding_at": "9999-12-31"}]),
+    ]
+    path.unlink()
+    target = path.with_name("accounts.parquet")
+    write_parquet(target, header, rows, last_funding_at="TRY_CAST(last_funding_at AS DATE)")
+    file = relative(landing, target)
+    return Expected(
+        "crm/accounts",
+        file,
+        quarantined=(Quarantined(file, len(rows), ("sentinel_date:last_funding_at",)),),
+        file_counts=(len(rows), len(rows) - 1, 1),
+    )
+
+
+@case("repeated_header_row", "subscriptions.csv with its header repeated mid-file (cat of exports)")
+def _repeated_header_row(landing: Path) -> Expected:
+    path = entity_file(landing, "billing/subscriptions")
+    header, _ = read_table(path)
+    row = {name: name for name in header}
+    rules = (
+        "orphan_foreign_key:account_id",
+        "invalid_number:mrr",
+        "pattern_mismatch:currency",
+        "unknown_currency:currency",
+        "invalid_timestamp:started_at",
+        "invalid_timestamp:ended_at",
+        "value_not_allowed:status",
+        "invalid_timestamp:updated_at",
+        "invalid_boolean:is_deleted",
+    )
+    return loaded_with_quarantine("billing/subscriptions", landing, path, [row], [rules])

@@ -98,13 +98,14 @@ def tiny_baseline(tmp_path_factory) -> tuple[Path, Path]:
     with duckdb.connect(str(warehouse)) as con:
         results = _ingest_all(con, landing)
         assert _quarantine(con) == [], "the tiny landing zone is valid"
+        assert [w for r in results.values() for w in r.warnings] == [], "and warns of nothing"
     assert all(f.reconciles for r in results.values() for f in r.files)
     return landing, warehouse
 
 
 def test_the_corpus_covers_the_issue_list():
-    assert len(CASES) >= 25
-    assert sum(1 for name in CASES if name.startswith("dates_")) >= 3
+    assert len(CASES) >= 80
+    assert sum(1 for name in CASES if name.startswith("dates_")) >= 15
     for name in (
         "truncated_mid_record",
         "empty_file",
@@ -125,6 +126,24 @@ def test_the_corpus_covers_the_issue_list():
         "dotdot_symlink",
         "symlink_out_of_root",
         "parquet_wrong_types",
+        # issue 17: nothing silently changed
+        "header_zero_width_space",
+        "header_bom_mid_line",
+        "header_synonym_employees",
+        "optional_column_dropped",
+        "keys_whitespace_only",
+        "keys_collide_after_trim",
+        "keys_case_sensitive",
+        "money_overflow_after_fx",
+        "number_infinity_words",
+        "dates_feb_29_non_leap",
+        "dates_hour_24",
+        "dates_leap_second",
+        "dates_offset_out_of_range",
+        "dates_sentinel_low",
+        "dates_sentinel_high",
+        "dates_epoch_numbers",
+        "dates_instants_exact",
     ):
         assert name in CASES
 
@@ -168,7 +187,15 @@ def test_bad_input_is_quarantined_or_fails_naming_the_file(name, tiny_baseline, 
         ).fetchall()
         assert raw_values == [], "every quarantined row keeps its raw values"
         _assert_stored(con, expected)
+        _assert_warnings([w for r in results.values() for w in r.warnings], expected)
         assert set(_snapshot(con)) == set(before), "no table appears or disappears"
+
+
+def _assert_warnings(warnings: list[str], expected: Expected) -> None:
+    """Exactly the expected warnings, each matched by its own pattern."""
+    assert len(warnings) == len(expected.warnings), warnings
+    for pattern, warning in zip(sorted(expected.warnings), sorted(warnings), strict=True):
+        assert re.search(pattern, warning), f"{pattern!r} does not match {warning!r}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -189,6 +216,13 @@ def _published(warehouse: Path) -> dict[str, tuple[list[tuple], list[tuple]]]:
             )
             for table in PUBLISHED
         }
+
+
+def _null_countries(warehouse: Path) -> tuple[int, int]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(
+            "SELECT count(*) FILTER (WHERE country IS NULL), count(*) FROM marts.dim_accounts"
+        ).fetchone()
 
 
 @pytest.mark.slow
@@ -218,6 +252,32 @@ def test_pipeline_fails_naming_the_file_and_keeps_published_scores(sample_landin
         _assert_failure_message(failure, expected)
         assert CONTRACTS[expected.entity].raw_table in failure, failure
         assert _published(warehouse) == published, f"{name} changed the published scores"
+
+    # Nothing silently changed (issue 17): a header with a zero-width space is still its
+    # column in the marts, a synonym is a warning of the run summary, an amount infinite in
+    # USD is quarantined and never published.
+    countries = _null_countries(warehouse)
+    landing, _ = landing_for("header_zero_width_space")
+    summary = run_pipeline(settings_for(landing, warehouse))
+    assert summary.success, summary.failures
+    assert _null_countries(warehouse) == countries, "country is read, not NULL"
+
+    landing, expected = landing_for("header_synonym_employees")
+    summary = run_pipeline(settings_for(landing, warehouse))
+    assert summary.success, summary.failures
+    assert "raw/crm__accounts:headers_and_keys_as_expected" in summary.checks_warned
+    assert any(re.search(expected.warnings[0], w) for w in summary.warnings), summary.warnings
+
+    landing, expected = landing_for("money_overflow_after_fx")
+    summary = run_pipeline(settings_for(landing, warehouse))
+    assert summary.success, summary.failures
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rules = con.execute("SELECT DISTINCT rule FROM raw.quarantined_rows").fetchall()
+        infinite = con.execute(
+            "SELECT count(*) FROM marts.dim_accounts WHERE NOT isfinite(annual_revenue_usd)"
+        ).fetchone()[0]
+    assert rules == [("non_finite_number",)]
+    assert infinite == 0
 
     landing, expected = landing_for("orphan_foreign_keys")
     summary = run_pipeline(settings_for(landing, warehouse))

@@ -108,7 +108,7 @@ def test_each_row_rule_quarantines_with_reason_and_counts_reconcile(tmp_path, co
 
     assert _quarantine(con, "billing/subscriptions") == {
         3: ["orphan_foreign_key:account_id"],
-        4: ["invalid_number:mrr"],
+        4: ["non_finite_number:mrr"],
     }
 
     for result in results.values():
@@ -386,3 +386,95 @@ def test_a_rule_quarantining_more_than_the_limit_is_named_with_examples(tmp_path
         "raw.quarantined_rows)"
     ]
     assert quarantine_share_findings(con, result, max_share=0.3) == []
+
+
+def test_header_keys_fold_unicode_invisible_characters_case_and_separators():
+    from dagster_project.ingest.headers import header_key, probable_column
+
+    for written in (
+        "country\u200b",
+        "\ufeffcountry",
+        "ｃｏｕｎｔｒｙ",
+        " Country ",
+        "COUN\u00adTRY",
+        "country\u2060",
+    ):
+        assert header_key(written) == header_key("country"), written
+    for written in ("Employee Count", "employee-count", "EmployeeCount", "employee\u00a0count"):
+        assert header_key(written) == header_key("employee_count"), written
+    accounts = CONTRACTS["crm/accounts"]
+    assert probable_column(accounts, "employees", ["employee_count", "country"]) == (
+        "employee_count",
+        "a known synonym",
+    )
+    assert probable_column(accounts, "countyr", ["country"]) == ("country", "1 edit(s) away")
+    assert probable_column(accounts, "Loyalty Tier", accounts.column_names) is None
+    assert probable_column(accounts, "employees", ["country"]) is None, "only missing columns"
+
+
+def test_sentinel_dates_follow_the_configured_range(tmp_path, con):
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ["account_id", "account_name", "created_at", "updated_at"],
+        [
+            ["A1", "Old", "1950-06-01", "2026-01-01"],
+            ["A2", "Fine", "2001-01-01", "2026-01-01"],
+            ["A3", "Future", "2026-01-01", "2031-01-01T00:00:00Z"],
+        ],
+    )
+    ingest_entity(con, CONTRACTS["reference/fx_rates"], landing, None)
+    ingest_entity(con, CONTRACTS["crm/accounts"], landing, None)
+    assert _quarantine(con, "crm/accounts") == {}, "1900-01-01 .. 2100-12-31 by default"
+    ingest_entity(
+        con, CONTRACTS["crm/accounts"], landing, None, (date(2000, 1, 1), date(2030, 12, 31))
+    )
+    assert _quarantine(con, "crm/accounts") == {
+        2: ["sentinel_date:created_at"],
+        4: ["sentinel_date:updated_at"],
+    }
+
+
+def test_valid_date_range_comes_from_the_environment(monkeypatch):
+    from dagster_project.defs.resources import build_resources
+    from dagster_project.settings import Settings
+
+    monkeypatch.setenv("ICP_MIN_VALID_DATE", "1990-01-01")
+    monkeypatch.setenv("ICP_MAX_VALID_DATE", "2050-12-31")
+    settings = Settings.from_env()
+    assert (settings.min_valid_date, settings.max_valid_date) == (
+        date(1990, 1, 1),
+        date(2050, 12, 31),
+    )
+    landing = build_resources(settings)["landing"]
+    assert landing.valid_dates == (date(1990, 1, 1), date(2050, 12, 31))
+
+
+def test_keys_are_trimmed_and_case_sensitive(tmp_path, con):
+    """Keys are trimmed of Unicode spaces and zero-width characters; case is kept and
+    distinguishes keys (Salesforce ids are case-sensitive), with a warning."""
+    landing = tmp_path / "landing"
+    _write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ["account_id", "account_name", "created_at", "updated_at"],
+        [
+            ["001A000001abcDE", "Upper", "2026-01-01", "2026-01-01"],
+            ["001A000001abcde", "Lower", "2026-01-01", "2026-01-01"],
+            ["\u200bACC-5\u00a0", "Padded", "2026-01-01", "2026-01-01"],
+            ["ACC-5", "Same key", "2026-01-01", "2026-01-01"],
+            ["\u3000", "Blank", "2026-01-01", "2026-01-01"],
+        ],
+    )
+    result = _ingest(con, landing, "crm/accounts")["crm/accounts"]
+    assert _quarantine(con, "crm/accounts") == {
+        4: ["duplicate_key_in_file:account_id"],
+        5: ["duplicate_key_in_file:account_id"],
+        6: ["missing_required_value:account_id"],
+    }
+    loaded = con.execute("SELECT account_id FROM raw.crm__accounts ORDER BY 1").fetchall()
+    assert loaded == [("001A000001abcDE",), ("001A000001abcde",)]
+    assert result.warnings == (
+        f"{EXPORT}/crm/accounts.csv: 1 account_id value(s) differ from another only by case "
+        "(e.g. '001A000001abcDE' / '001A000001abcde'); keys are case-sensitive, so they are "
+        "separate rows",
+    )

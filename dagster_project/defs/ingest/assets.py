@@ -32,6 +32,7 @@ __all__ = ["build_ingest_assets", "landing_is_fresh", "raw_asset_key"]
 ROWS_RECONCILE_CHECK = "rows_read_equal_loaded_plus_quarantined"
 CONTRACT_CHECK = "raw_rows_satisfy_contract"
 QUARANTINE_SHARE_CHECK = "quarantine_share_within_limit"
+INPUT_AS_EXPECTED_CHECK = "headers_and_keys_as_expected"
 
 
 def raw_asset_key(contract: EntityContract) -> dg.AssetKey:
@@ -81,6 +82,15 @@ def _build_ingest_asset(
                 ),
             ),
             dg.AssetCheckSpec(
+                INPUT_AS_EXPECTED_CHECK,
+                asset=key,
+                description=(
+                    "Warns when a header name is probably a contract column it does not match "
+                    "(a synonym or a typo), when an optional column of the previous export is "
+                    "missing, or when keys differ only by case."
+                ),
+            ),
+            dg.AssetCheckSpec(
                 CONTRACT_CHECK,
                 asset=key,
                 blocking=True,
@@ -96,7 +106,7 @@ def _build_ingest_asset(
         as_of = run_dates(context)[-1]
         with retry_only_if_transient(f"ingest of {contract.name}"), warehouse.connect() as con:
             try:
-                result = ingest_entity(con, contract, landing.root_path, as_of)
+                result = ingest_entity(con, contract, landing.root_path, as_of, landing.valid_dates)
             except LandingError as error:
                 raise data_error(f"ingest of {contract.name} failed: {error}") from error
             contract_failures = raw_contract_failures(con, contract)
@@ -122,6 +132,13 @@ def _build_ingest_asset(
                     passed=not share_findings,
                     severity=dg.AssetCheckSeverity.WARN,
                     metadata={"warnings": share_findings},
+                ),
+                dg.AssetCheckResult(
+                    asset_key=key,
+                    check_name=INPUT_AS_EXPECTED_CHECK,
+                    passed=not result.warnings,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"warnings": list(result.warnings)},
                 ),
                 dg.AssetCheckResult(
                     asset_key=key,
