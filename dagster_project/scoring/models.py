@@ -135,6 +135,21 @@ def _weights_of_evidence(
     return float(result.x[0]), result.x[1:]
 
 
+def _weighted_scorecard(
+    method: str, codes, is_best, woes, supports, settings: CandidateSettings
+) -> AdditiveFit:
+    """The scorecard of per-bin WoE columns: one weight per attribute (0..1) by
+    :func:`_weights_of_evidence`, a bin's contribution its weight times its WoE."""
+    features = np.column_stack([woe[codes[:, i]] for i, woe in enumerate(woes)])
+    intercept, coefficients = _weights_of_evidence(features, is_best, settings.regularization_c)
+    return AdditiveFit(
+        method,
+        intercept,
+        tuple(coefficients[i] * woe for i, woe in enumerate(woes)),
+        tuple(supports),
+    )
+
+
 def _fit_woe_scorecard(codes, is_best, bin_counts, settings: CandidateSettings) -> AdditiveFit:
     woes, supports = zip(
         *(
@@ -143,14 +158,7 @@ def _fit_woe_scorecard(codes, is_best, bin_counts, settings: CandidateSettings) 
         ),
         strict=True,
     )
-    features = np.column_stack([woe[codes[:, i]] for i, woe in enumerate(woes)])
-    intercept, coefficients = _weights_of_evidence(features, is_best, settings.regularization_c)
-    return AdditiveFit(
-        "woe_scorecard",
-        intercept,
-        tuple(coefficients[i] * woe for i, woe in enumerate(woes)),
-        tuple(supports),
-    )
+    return _weighted_scorecard("woe_scorecard", codes, is_best, woes, supports, settings)
 
 
 def _one_hot(codes: np.ndarray, bin_counts: list[int]) -> sparse.csr_matrix:
@@ -209,14 +217,7 @@ def _fit_optbinning_scorecard(
         # A bin unseen in training (optbinning's "special") is neutral.
         woes.append(np.where(seen, group_woe[group_of_bin], 0.0))
         supports.append(np.bincount(values, minlength=bins).astype(float))
-    features = np.column_stack([woe[codes[:, i]] for i, woe in enumerate(woes)])
-    intercept, coefficients = _weights_of_evidence(features, is_best, settings.regularization_c)
-    return AdditiveFit(
-        "optbinning_scorecard",
-        intercept,
-        tuple(coefficients[i] * woe for i, woe in enumerate(woes)),
-        tuple(supports),
-    )
+    return _weighted_scorecard("optbinning_scorecard", codes, is_best, woes, supports, settings)
 
 
 _FITTERS: dict[str, Callable[..., AdditiveFit]] = {
