@@ -43,13 +43,21 @@ from dagster_project.sql import table_exists
 if TYPE_CHECKING:
     from dagster_project.scoring.pipeline import ScoringRun
 
-__all__ = ["Backtest", "evidence_summary", "run_backtest", "validate"]
+__all__ = [
+    "HIGH_TIER_THRESHOLD",
+    "Backtest",
+    "evidence_summary",
+    "run_backtest",
+    "validate",
+]
 
 VALIDATION_TABLE = "icp_validation_rows"
 #: The features the backtest bins: as known at the backtest date (temp table).
 BACKTEST_FEATURE_TABLE = "backtest_features"
 #: The measure the blocking check reads: the high tier must beat the low tier on it.
 HIGH_BEATS_LOW = "high_tier_beats_low_tier"
+#: The measure holding the tier thresholds a run scored with (value high, threshold medium).
+HIGH_TIER_THRESHOLD = "high_tier_threshold"
 
 
 @dataclass
@@ -191,6 +199,7 @@ def validate(
     rows: list[tuple[str, float | None, float | None, str, str]] = []
     settings = config.validation
     fallback_reason = run.fallback_reason
+    rows.append(_high_tier_threshold_row(run))
     if run.out_of_sample is not None:
         rows.extend(_out_of_sample_rows(run))
     elif config.model != "rules" or fallback_reason:
@@ -469,14 +478,19 @@ def _out_of_sample_rows(run: ScoringRun) -> list[tuple]:
                     "(threshold) in this fifth of the out-of-fold scores",
                 )
             )
-    threshold_detail = (
+    return rows
+
+
+def _high_tier_threshold_row(run: ScoringRun) -> tuple:
+    """The thresholds the run scored with (value: high, threshold: medium): the high one may
+    be data-driven, so readers and checks take them from here, not from the config."""
+    detail = (
         f"data-driven: the smallest high tier holding {run.high_captures_best_share:.0%} of "
         "the best customers out of fold"
         if run.high_captures_best_share
         else "configured (tiers.high)"
     )
-    rows.append(("high_tier_threshold", run.high_threshold, None, "ok", threshold_detail))
-    return rows
+    return (HIGH_TIER_THRESHOLD, run.high_threshold, run.medium_threshold, "ok", detail)
 
 
 def _high_beats_low(con, backtest: Backtest | None) -> tuple:

@@ -10,12 +10,17 @@ against the planted truth, out of sample evidence must say ``ok`` and the score 
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
+
 import duckdb
 import pytest
+import yaml
 
 from dagster_project.run import run_pipeline
 from dagster_project.sample_data import generate_structured_landing_zone
 from dagster_project.sample_data.evaluation import evaluate_against_truth
+from dagster_project.settings import PROJECT_ROOT
 from tests.conftest import settings_for
 
 pytestmark = pytest.mark.slow
@@ -23,10 +28,12 @@ pytestmark = pytest.mark.slow
 ACCOUNTS = 2000
 
 
-def _run(tmp_path, structure: str, seed: int):
+def _run(tmp_path, structure: str, seed: int, scoring_config: Path | None = None):
     landing = tmp_path / "landing"
     generate_structured_landing_zone(landing, structure=structure, accounts=ACCOUNTS, seed=seed)
     settings = settings_for(landing, tmp_path / "warehouse.duckdb")
+    if scoring_config is not None:
+        settings = replace(settings, scoring_config_path=scoring_config)
     summary = run_pipeline(settings)
     assert summary.success, summary.failures
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
@@ -69,3 +76,18 @@ def test_data_without_signal_says_so_and_scores_with_the_rules(tmp_path):
     assert "does not support a learned ICP" in confidence.pop("summary")
     assert confidence == {"insufficient_evidence": ACCOUNTS}
     assert quality.learned_high_tier_share == 0
+
+
+def test_a_data_driven_high_tier_passes_the_runs_own_tier_check(tmp_path):
+    """With tiers.high_captures_best_share the run scores with a high threshold of its own;
+    the blocking tier_matches_score check must judge the tiers by that threshold (it used the
+    config's 70, and failed every such run)."""
+    document = yaml.safe_load((PROJECT_ROOT / "config" / "scoring.yaml").read_text())
+    document["tiers"]["high_captures_best_share"] = 0.6
+    config = tmp_path / "scoring.yaml"
+    config.write_text(yaml.safe_dump(document))
+    quality, validation, confidence = _run(tmp_path, "size_peak", 4, scoring_config=config)
+    assert confidence.pop("summary").startswith("validated: ")
+    high, medium = validation["high_tier_threshold"][0], 40.0
+    assert high != 70.0 and high > medium
+    assert validation["out_of_fold_recall_high_tier"][0] >= 0.6

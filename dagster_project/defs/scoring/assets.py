@@ -14,7 +14,11 @@ from dagster_project.defs.partitions import (
 from dagster_project.defs.resources import ScoringConfigResource, WarehouseResource
 from dagster_project.scoring.pipeline import publish, run_scoring
 from dagster_project.scoring.scorecard import CURRENT_TABLE
-from dagster_project.scoring.validation import HIGH_BEATS_LOW, evidence_summary
+from dagster_project.scoring.validation import (
+    HIGH_BEATS_LOW,
+    HIGH_TIER_THRESHOLD,
+    evidence_summary,
+)
 
 __all__ = ["account_fit_scores", "fit_score_checks"]
 
@@ -168,11 +172,8 @@ def _failing_rows_check(
         failing = []
         with warehouse.connect(read_only=True) as con:
             for as_of in run_dates(context):
-                values = {
-                    "as_of": as_of,
-                    "high": config.high_threshold,
-                    "medium": config.medium_threshold,
-                }
+                high, medium = _tier_thresholds(con, config, as_of)
+                values = {"as_of": as_of, "high": high, "medium": medium}
                 # DuckDB rejects parameters the statement does not use.
                 params = {k: v for k, v in values.items() if f"${k}" in failing_rows_sql}
                 failing += con.execute(failing_rows_sql, params).fetchall()
@@ -184,6 +185,20 @@ def _failing_rows_check(
         )
 
     return _check
+
+
+def _tier_thresholds(con, config, as_of) -> tuple[float, float]:
+    """(high, medium) the run scored ``as_of`` with, as it published them in icp_validation
+    (a data-driven high threshold is not the config's); the config's for a date published
+    before the row existed."""
+    row = con.execute(
+        "SELECT value, threshold FROM marts.icp_validation "
+        "WHERE as_of_date = $as_of AND measure = $measure",
+        {"as_of": as_of, "measure": HIGH_TIER_THRESHOLD},
+    ).fetchone()
+    if row is None or row[0] is None:
+        return config.high_threshold, config.medium_threshold
+    return row[0], row[1]
 
 
 # The rows this run published: its date in history (the current table is a copy of the newest
@@ -231,7 +246,8 @@ fit_score_checks = [
     ),
     _failing_rows_check(
         "tier_matches_score",
-        "fit_tier follows the configured thresholds.",
+        "fit_tier follows the thresholds the run scored with (the configured ones, or a "
+        "data-driven high threshold), as published in icp_validation.",
         f"""
         SELECT account_id, fit_score, fit_tier FROM {RUN_ROWS}
         WHERE fit_tier IS DISTINCT FROM CASE
