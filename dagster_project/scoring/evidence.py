@@ -35,6 +35,7 @@ from sklearn.model_selection import StratifiedKFold
 from dagster_project.scoring.models import (
     REFERENCE_CANDIDATE,
     CandidateSettings,
+    OddsScale,
     fit_additive,
     gradient_boosting_scores,
 )
@@ -126,6 +127,12 @@ class OutOfSample:
     @property
     def champion_labels(self) -> str:
         return next(labels for name, _, labels in CANDIDATES if name == self.champion)
+
+    def odds_scale(self, score_at_base_odds: float, points_to_double_odds: float) -> OddsScale:
+        """The published scale at the base rate of the accounts cross-validated."""
+        return OddsScale(
+            self.best / (self.best + self.rest), score_at_base_odds, points_to_double_odds
+        )
 
     @property
     def verdict(self) -> str:
@@ -299,12 +306,11 @@ def _missed_interactions(
 def out_of_fold_points(
     evidence: OutOfSample, score_at_base_odds: float, points_to_double_odds: float
 ) -> np.ndarray:
-    """The champion's out-of-fold scores in points, on the published scale (see
-    ``models.scale_to_points``), one per labelled account."""
-    base_rate = evidence.best / (evidence.best + evidence.rest)
-    base_log_odds = math.log(base_rate / (1 - base_rate))
-    factor = points_to_double_odds / math.log(2)
-    return score_at_base_odds + factor * (evidence.champion_scores - base_log_odds)
+    """The champion's out-of-fold scores in points, on the published scale, one per labelled
+    account."""
+    return evidence.odds_scale(score_at_base_odds, points_to_double_odds).points(
+        evidence.champion_scores
+    )
 
 
 @dataclass(frozen=True)

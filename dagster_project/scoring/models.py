@@ -38,6 +38,7 @@ __all__ = [
     "REFERENCE_CANDIDATE",
     "AdditiveFit",
     "CandidateSettings",
+    "OddsScale",
     "fit_additive",
     "gradient_boosting_scores",
     "scale_to_points",
@@ -258,15 +259,40 @@ def gradient_boosting_scores(
     return model.decision_function(test_codes)
 
 
+@dataclass(frozen=True)
+class OddsScale:
+    """The published score scale: ``score_at_base_odds`` is the odds of an average labelled
+    account (``base_rate``) and every ``points_to_double_odds`` points double them; with the
+    defaults 50 and 20, a score of 70 is "twice as likely as average to become a best
+    customer", 30 "half as". The one place a score and log-odds are converted."""
+
+    base_rate: float
+    score_at_base_odds: float
+    points_to_double_odds: float
+
+    @property
+    def points_per_log_odds(self) -> float:
+        return self.points_to_double_odds / math.log(2)
+
+    def points(self, log_odds):
+        """The score of log-odds of being a best customer (a number or an array)."""
+        return self.score_at_base_odds + self.points_per_log_odds * (
+            log_odds - float(_logit(self.base_rate))
+        )
+
+    def log_odds(self, points):
+        """The log-odds of a score: the inverse of :meth:`points`."""
+        return (
+            float(_logit(self.base_rate))
+            + (points - self.score_at_base_odds) / self.points_per_log_odds
+        )
+
+
 def scale_to_points(
     fit: AdditiveFit, base_rate: float, score_at_base_odds: float, points_to_double_odds: float
 ) -> tuple[float, tuple[np.ndarray, ...]]:
-    """(base points, points per bin per attribute) of a fit.
-
-    A score of ``score_at_base_odds`` means the odds of an average labelled account (the base
-    rate) and every ``points_to_double_odds`` points double them: with the defaults 50 and 20,
-    a score of 70 is "twice as likely as average to become a best customer", 30 "half as".
-    """
-    factor = points_to_double_odds / math.log(2)
-    base = score_at_base_odds + factor * (fit.intercept - float(_logit(base_rate)))
-    return base, tuple(factor * contribution for contribution in fit.contributions)
+    """(base points, points per bin per attribute) of a fit, on the :class:`OddsScale`."""
+    scale = OddsScale(base_rate, score_at_base_odds, points_to_double_odds)
+    return scale.points(fit.intercept), tuple(
+        scale.points_per_log_odds * contribution for contribution in fit.contributions
+    )

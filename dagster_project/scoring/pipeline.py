@@ -8,7 +8,6 @@ chooses decides where points come from: ``rules`` (the hand-set points model), `
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 
@@ -117,14 +116,10 @@ class ScoringRun:
         published score is not the validated learned one."""
         if self.fit_confidence != "validated":
             return None
-        evidence = self.out_of_sample
-        a, b = evidence.calibration
-        base_rate = evidence.best / (evidence.best + evidence.rest)
-        per_point = math.log(2) / self.points_to_double_odds
-        base_log_odds = math.log(base_rate / (1 - base_rate))
-        # Log-odds x of a score s: x = base_log_odds + (s - score_at_base_odds) * per_point.
-        intercept = a + b * (base_log_odds - self.score_at_base_odds * per_point)
-        return intercept, b * per_point
+        a, b = self.out_of_sample.calibration
+        scale = self.out_of_sample.odds_scale(self.score_at_base_odds, self.points_to_double_odds)
+        # The calibration is linear in log-odds, and log-odds are linear in the score.
+        return a + b * scale.log_odds(0.0), b / scale.points_per_log_odds
 
 
 def run_scoring(
