@@ -1,0 +1,1 @@
+"""Running the pipeline unattended: dead runs, alerts, retention, the state of a deployment."""
