@@ -90,10 +90,17 @@ def _settings(
 
 
 def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = None) -> None:
+    from dagster_project.operations.liveness import close_dead_runs
     from dagster_project.publish import published_dir_for
     from dagster_project.run import dagster_instance, run_pipeline
 
     instance = dagster_instance()
+    for dead in close_dead_runs(instance, "icp run"):
+        console.print(
+            f"Marked run {dead.run_id} ({dead.dates or 'no date'}) failed: {dead.state}.",
+            style="yellow",
+            markup=False,
+        )
     what = (
         f"{date_range[0]} to {date_range[1]}"
         if date_range

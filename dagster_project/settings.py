@@ -32,6 +32,7 @@ class Settings:
     schedule_cron: str = "0 2 * * *"
     timezone: str = "UTC"
     export_completion: str = "files"
+    max_catchup_dates: int = 7
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -44,7 +45,9 @@ class Settings:
         ``ICP_SCHEDULE_CRON`` (the nightly run, default 02:00),
         ``ICP_TIMEZONE`` (of the schedule and the daily partitions, default UTC),
         ``ICP_EXPORT_COMPLETION`` (``files``: an export folder is complete when every required
-        file is there, the default; ``marker``: when it holds ``_SUCCESS``).
+        file is there, the default; ``marker``: when it holds ``_SUCCESS``),
+        ``ICP_MAX_CATCHUP_DATES`` (after downtime the schedule scores at most this many
+        missed dates, the newest; default 7).
 
         ``ICP_PARTITIONS_START`` (default 2000-01-01), the first as-of date partition, is read
         by :mod:`dagster_project.defs.partitions`."""
@@ -70,4 +73,5 @@ class Settings:
             schedule_cron=os.environ.get("ICP_SCHEDULE_CRON", "").strip() or "0 2 * * *",
             timezone=os.environ.get("ICP_TIMEZONE", "").strip() or "UTC",
             export_completion=os.environ.get("ICP_EXPORT_COMPLETION", "").strip() or "files",
+            max_catchup_dates=int(os.environ.get("ICP_MAX_CATCHUP_DATES") or 7),
         )

@@ -15,6 +15,7 @@ from pydantic import PrivateAttr
 
 from dagster_project.defs.locking import WarehouseLock
 from dagster_project.defs.project import DBT_PROJECT, dbt_executable
+from dagster_project.operations.liveness import close_dead_runs
 from dagster_project.scoring.config import ScoringConfig, load_scoring_config
 from dagster_project.settings import Settings
 
@@ -46,6 +47,13 @@ class WarehouseResource(dg.ConfigurableResource):
         log = context.log.info if context.log else None
         self._lock = WarehouseLock(Path(self.path))
         self._lock.acquire(run_id, self.lock_timeout_seconds, log)
+        if context.dagster_run and context.instance:
+            # Holding the lock, this run is the warehouse's only writer: a run still recorded
+            # as in progress whose process is gone died mid-run. Closing it keeps the queue
+            # (one run at a time) from waiting on it when no daemon monitors the runs.
+            for dead in close_dead_runs(context.instance, "the next run", except_run_id=run_id):
+                if log:
+                    log(f"marked run {dead.run_id} failed: {dead.state}")
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         if self._lock is not None:

@@ -67,6 +67,7 @@ from dagster import DagsterEventType
 
 from dagster_project.defs.locking import WarehouseLock
 from dagster_project.ingest.landing import export_dates
+from dagster_project.operations.liveness import CLOSED_BY_TAG
 from dagster_project.publish import (
     CURRENT_LINK,
     DB_FILE,
@@ -565,6 +566,8 @@ class CrashChain:
     clean_returncode: int
     clean_events: RunEvents
     clean_seen: dict[str, list[dict]]
+    #: Status, closing tag and failure message of each killed run once the chain is over.
+    killed_runs_after: dict[str, tuple[str, str, str]]
 
 
 @pytest.fixture(scope="module")
@@ -614,6 +617,9 @@ def crash_chain(baseline: Baseline, tmp_path_factory) -> CrashChain:
                 baseline.landing, warehouse, baseline.d2, instance
             )
             print(f"[crashes] D2 run after the crashes: {time.monotonic() - rerun_timer:.0f} s")
+            killed_runs_after = {
+                name: _closing_of(instance, crash.events.run_id) for name, crash in crashes.items()
+            }
         clean.wait(timeout=RUN_TIMEOUT_SECONDS)
         print(f"[crashes] D2 uninterrupted, alongside: {time.monotonic() - timer:.0f} s to finish")
     finally:
@@ -634,7 +640,15 @@ def crash_chain(baseline: Baseline, tmp_path_factory) -> CrashChain:
         clean_returncode=clean.returncode,
         clean_events=clean_events,
         clean_seen=_read_published(clean_dir / "published", root / "readers-clean"),
+        killed_runs_after=killed_runs_after,
     )
+
+
+def _closing_of(instance: dg.DagsterInstance, run_id: str) -> tuple[str, str, str]:
+    run = instance.get_run_by_id(run_id)
+    failures = instance.get_records_for_run(run_id, of_type=DagsterEventType.RUN_FAILURE).records
+    message = failures[-1].event_log_entry.dagster_event.message if failures else ""
+    return run.status.value, run.tags.get(CLOSED_BY_TAG, ""), message
 
 
 # ---------------------------------------------------------------------------------------------
@@ -685,6 +699,18 @@ def test_the_run_after_a_crash_gets_past_it(crash_chain, point):
     interrupted = crash.running_at_kill[0]
     assert interrupted in after.succeeded(), f"the next run did not finish {interrupted}"
     assert after.problems() == [], "the next run needed no retry"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("point", KILL_POINTS, ids=KILL_POINT_NAMES)
+def test_a_killed_run_is_closed_as_failed_by_the_next_run(crash_chain, point):
+    """The instance does not keep a killed run STARTED (it would hold the run queue's one
+    slot for ever): the next ``icp run`` marks it failed, naming the step it died in."""
+    status, closed_by, message = crash_chain.killed_runs_after[point.name]
+    assert status == "FAILURE"
+    assert closed_by in {"icp run", "the next run"}
+    assert crash_chain.crashes[point.name].running_at_kill[0] in message
+    assert "is gone" in message
 
 
 @pytest.mark.slow

@@ -17,7 +17,12 @@ import dagster as dg
 import pytest
 
 from dagster_project.defs import build_definitions
-from dagster_project.defs.automation import SCHEDULE_NAME, SENSOR_NAME, TRIGGER_TAG
+from dagster_project.defs.automation import (
+    SCHEDULE_NAME,
+    SENSOR_NAME,
+    TRIGGER_TAG,
+    plan_nightly_dates,
+)
 from dagster_project.defs.jobs import FULL_RUN_JOB, WAREHOUSE_TAG
 from dagster_project.defs.locking import WarehouseLock
 from dagster_project.defs.partitions import AS_OF_PARTITIONS, SINGLE_RUN, TRANSIENT_RETRY
@@ -152,6 +157,79 @@ def test_schedule_skips_a_date_already_published_unless_its_files_changed(landin
         (folder / "crm" / "accounts.csv").write_text("id\nfixed\n", encoding="utf-8")
         again = _evaluate_schedule(defs, instance, tick)
     assert [r.partition_key for r in again.run_requests] == ["2026-11-20"]
+
+
+def _published(instance, landing: Path, day: str) -> None:
+    """``day`` published after its files landed."""
+    old = time.time() - 3600
+    for path in (landing / day).rglob("*"):
+        os.utime(path, (old, old))
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(asset_key=PUBLISHED_MARTS, partition=day)
+    )
+
+
+def _run_in_progress(instance, tags: dict[str, str]) -> None:
+    instance.add_run(
+        dg.DagsterRun(job_name=FULL_RUN_JOB, status=dg.DagsterRunStatus.STARTED, tags=tags)
+    )
+
+
+def test_after_downtime_the_schedule_scores_every_missed_date_once(landing, module_dir):
+    """The machine was down for the nights of the 19th and 20th: the tick of the 21st scores
+    all three dates after the newest published one, oldest first, and a date another run is
+    already scoring (the sensor's, a catch-up tick's, a backfill's) is not requested twice."""
+    defs = _defs(landing, module_dir)
+    for day in ("2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"):
+        _export(landing, day)
+    tick = datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))
+    with dg.instance_for_test() as instance:
+        _published(instance, landing, "2026-11-18")
+        missed = _evaluate_schedule(defs, instance, tick)
+        assert [r.partition_key for r in missed.run_requests] == [
+            "2026-11-19",
+            "2026-11-20",
+            "2026-11-21",
+        ]
+        _run_in_progress(instance, {"dagster/partition": "2026-11-20"})
+        rest = _evaluate_schedule(defs, instance, tick)
+        assert [r.partition_key for r in rest.run_requests] == ["2026-11-19", "2026-11-21"]
+        _run_in_progress(
+            instance,
+            {
+                "dagster/asset_partition_range_start": "2026-11-19",
+                "dagster/asset_partition_range_end": "2026-11-21",
+            },
+        )
+        covered = _evaluate_schedule(defs, instance, tick)
+    assert not covered.run_requests
+    assert "already queued or running: 2026-11-19, 2026-11-20, 2026-11-21" in (covered.skip_message)
+
+
+def test_a_long_outage_catches_up_the_newest_dates_and_names_the_backfill(landing, module_dir):
+    settings = replace(settings_for(landing, module_dir / "warehouse.duckdb"), max_catchup_dates=2)
+    defs = build_definitions(settings)
+    for day in ("2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"):
+        _export(landing, day)
+    tick = datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))
+    with dg.instance_for_test() as instance:
+        _published(instance, landing, "2026-11-17")
+        result = _evaluate_schedule(defs, instance, tick)
+        plan = plan_nightly_dates(instance, settings, tick.date())
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-20", "2026-11-21"]
+    assert plan.to_score == [date(2026, 11, 20), date(2026, 11, 21)]
+    # The tick's log says what is left, and how to score it.
+    assert any("icp backfill --from 2026-11-18 --to 2026-11-19" in n for n in plan.notes)
+
+
+def test_sensor_does_not_start_a_date_the_schedule_is_already_scoring(landing, default_defs):
+    _export(landing, "2026-11-19")
+    _export(landing, "2026-11-20")
+    with dg.instance_for_test() as instance:
+        _run_in_progress(instance, {"dagster/partition": "2026-11-20"})
+        result = _evaluate_sensor(default_defs, instance, cursor="2026-11-18")
+    assert [r.partition_key for r in result.run_requests] == ["2026-11-19"]
+    assert result.cursor == "2026-11-20"
 
 
 def test_sensor_starts_with_the_newest_then_each_new_complete_folder(landing, default_defs):
