@@ -9,8 +9,10 @@ to tick every minute:
    records it STARTED, holding the queue's only slot.
 2. The daemon starts. The dead CLI run is marked failed (by run monitoring or by whatever
    closes it first), so the queue is not blocked: the schedule's run starts.
-3. That daemon-launched run's worker process is killed with SIGKILL in turn: run monitoring
-   marks it failed.
+3. The host goes down while that daemon-launched run works: the daemon, its code server, the
+   run's worker and dbt all get SIGKILL, so nothing reports the run's end. When the daemon
+   is back, run monitoring marks the run failed. (A worker killed alone is reported by its
+   code server, Dagster's own watch.)
 4. The next tick scores the date again; the run completes and publishes, and the tick after
    that skips the date, already published. No two runs of the date ever ran at once.
 """
@@ -30,7 +32,9 @@ import psutil
 import pytest
 from dagster import DagsterEventType, DagsterRunStatus
 
+from dagster_project.ingest.landing import export_dates
 from dagster_project.operations.liveness import CLOSED_BY_TAG
+from dagster_project.operations.run_launcher import MONITORING
 from dagster_project.run import INSTANCE_CONFIG
 from dagster_project.settings import PROJECT_ROOT
 
@@ -89,6 +93,18 @@ def _run_intervals(instance: dg.DagsterInstance, partition: str) -> list[tuple[f
     )
 
 
+def _start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
     sample_landing, tmp_path
 ):
@@ -97,7 +113,7 @@ def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
     shutil.copy(INSTANCE_CONFIG, home / "dagster.yaml")
     landing = tmp_path / "landing"
     shutil.copytree(sample_landing, landing)
-    newest = sorted(p.name for p in landing.iterdir())[-1]
+    newest = export_dates(landing)[-1].isoformat()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
@@ -130,15 +146,7 @@ def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
     assert instance.get_run_by_id(cli_run.run_id).status == DagsterRunStatus.STARTED
 
     daemon_log = tmp_path / "daemon.out"
-    with daemon_log.open("wb") as out:
-        daemon = subprocess.Popen(
-            [str(Path(sys.executable).with_name("dagster-daemon")), "run", "-w", "workspace.yaml"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    daemon = _start_daemon(env, daemon_log)
     try:
         # 2. The dead CLI run is closed and a daemon-launched run of the date starts.
         _wait_for(
@@ -161,14 +169,20 @@ def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
         )
         assert first.tags["dagster/partition"] == newest
 
-        # 3. Its worker is killed: run monitoring marks it failed.
-        _kill_tree(_worker_pid(instance, first.run_id))
+        # 3. The host goes down mid-run: the daemon, its code server, the run's worker and
+        # its dbt child all die at once, so nothing is left to report the run's end. The
+        # daemon comes back; its run monitoring finds the run's process gone.
+        _kill_tree(daemon.pid)
+        daemon.wait()
+        assert instance.get_run_by_id(first.run_id).status == DagsterRunStatus.STARTED
+        daemon = _start_daemon(env, daemon_log)
         _wait_for(
             "run monitoring to mark the killed run failed",
             lambda: instance.get_run_by_id(first.run_id).status == DagsterRunStatus.FAILURE,
             timeout=300,
             log=daemon_log,
         )
+        assert instance.get_run_by_id(first.run_id).tags[CLOSED_BY_TAG] == MONITORING
         assert "is gone" in _failure_message(instance, first.run_id)
 
         # 4. A later tick scores the date again, to the end.
@@ -185,11 +199,11 @@ def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
         ]
         assert failed_for_real == []
         # The tick after the success skips: the date is published and its files unchanged.
-        ticks_seen = len(daemon_runs())
+        runs_so_far = len(daemon_runs())
         time.sleep(75)
-        assert len(daemon_runs()) == ticks_seen
+        assert len(daemon_runs()) == runs_so_far
     finally:
-        os.killpg(daemon.pid, signal.SIGKILL)
+        _kill_tree(daemon.pid)
         daemon.wait()
     intervals = _run_intervals(instance, newest)
     for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
