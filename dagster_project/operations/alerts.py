@@ -64,6 +64,8 @@ _LANDING_FILE = re.compile(r"\b\d{4}-\d{2}-\d{2}/[\w./-]+?\.(?:csv\.gz|csv|parqu
 _BLOCKING_CHECK_STEP_MESSAGE = re.compile(r"blocking asset checks? failed", re.IGNORECASE)
 #: Dagster wraps an exception raised in an asset in this; the exception it wraps says why.
 _STEP_WRAPPER_ERROR = "DagsterExecutionStepExecutionError"
+#: ``dagster._core.definitions.events.`` before an error's class name.
+_MODULE_PATH = re.compile(r"^(?:[A-Za-z_]\w*\.)+(?=\w+: )")
 
 
 class AlertConfigError(ValueError):
@@ -198,10 +200,19 @@ def _short(message: str, lines: int = 2) -> str:
 
 
 def _error_message(error) -> str:
-    """What an exception raised in a step said, past Dagster's wrapper around it."""
+    """What an exception raised in a step said, past Dagster's wrapper around it, named by its
+    class without the module path (``ValueError: ...``)."""
     while error is not None and _STEP_WRAPPER_ERROR in error.message and error.cause is not None:
         error = error.cause
-    return error.message.strip() if error is not None else ""
+    return _MODULE_PATH.sub("", error.message.strip()) if error is not None else ""
+
+
+def _step_failure_message(failure) -> str:
+    """A ``dg.Failure`` (what ingest raises for bad data) says why in its description."""
+    user_failure = failure.user_failure_data
+    if user_failure is not None and user_failure.description:
+        return user_failure.description.strip()
+    return _error_message(failure.error)
 
 
 def _files_in(texts) -> list[str]:
@@ -241,7 +252,7 @@ def _read_run_events(instance: dg.DagsterInstance, run_id: str) -> _RunEvents:
         if event.event_type == DagsterEventType.STEP_UP_FOR_RETRY:
             last_retried_error[step] = _error_message(event.step_retry_data.error)
         elif event.event_type == DagsterEventType.STEP_FAILURE:
-            message = _error_message(event.step_failure_data.error)
+            message = _step_failure_message(event.step_failure_data)
             if step in last_retried_error:
                 # "Exceeded max_retries" says nothing of the cause: the last try's error does.
                 message = f"{message}; last error: {last_retried_error[step]}"
@@ -275,11 +286,13 @@ def failure_alert(
     events = _read_run_events(instance, run.run_id)
     check_reasons = [reason for _, reason, _ in events.failed_checks]
     # A step stopped by a failed blocking check says only that; the check's reason says why.
-    step_reasons = [
-        f"{step}: {message}" if not message.startswith(step) else message
+    told = [
+        (step, message)
         for step, message in events.step_failures
         if not (check_reasons and _BLOCKING_CHECK_STEP_MESSAGE.search(message))
     ]
+    # The message names the failed step once; with several, each reason names its own.
+    step_reasons = [f"{step}: {message}" if len(told) > 1 else message for step, message in told]
     reasons = [_short(reason) for reason in step_reasons + check_reasons]
     if not reasons and events.run_failure_message:
         reasons = [_short(events.run_failure_message)]

@@ -8,7 +8,6 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -21,10 +20,11 @@ from dagster_project.operations.alerts import (
     AlertSettings,
     deliver,
 )
+from tests.loopback_webhook import Webhook
 
 RUN_ID = "0f3c2a9e-1111-4222-8333-944455556666"
 REASON = (
-    "raw__crm__opportunities: ingest of crm/opportunities failed: "
+    "ingest of crm/opportunities failed: "
     "2026-11-20/crm/opportunities.csv: required column(s) stage missing"
 )
 LINK = f"http://127.0.0.1:3000/runs/{RUN_ID}"
@@ -42,35 +42,6 @@ EXPECTED_TEXT = (
     f"icp-pipeline run failed for 2026-11-20 at step raw__crm__opportunities: {REASON} "
     f"(run {RUN_ID}) {LINK}"
 )
-
-
-class Webhook:
-    """A loopback HTTP server that records each POST body and answers ``status``."""
-
-    def __init__(self, status: int = 200) -> None:
-        self.status = status
-        self.bodies: list[dict] = []
-        webhook = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                length = int(self.headers["Content-Length"])
-                webhook.bodies.append(json.loads(self.rfile.read(length)))
-                self.send_response(webhook.status)
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args) -> None:  # keep pytest's output clean
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture()
