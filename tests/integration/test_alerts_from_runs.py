@@ -175,3 +175,37 @@ def test_warning_sensor_posts_a_stale_landing(sample_landing, webhook, tmp_path,
     skipped = _evaluate(defs, WARNING_SENSOR_NAME, instance, run, DagsterEventType.RUN_SUCCESS)
     assert isinstance(skipped, dg.SkipReason)
     assert webhook.bodies == []
+
+
+def test_icp_run_delivers_the_alert_and_the_daemon_does_not_send_it_again(
+    failed_run, webhook, tmp_path, monkeypatch
+):
+    """``icp run`` from cron, with no daemon: the CLI posts the failure itself; the daemon's
+    sensor, evaluating the same run later on the same instance, finds it in the alert log."""
+    from typer.testing import CliRunner
+
+    from dagster_project.cli import app
+    from dagster_project.run import dagster_instance
+
+    settings, _, _, newest = failed_run
+    home = tmp_path / "dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    monkeypatch.delenv("ICP_ALERT_LOG")  # the default: beside the instance's state
+    result = CliRunner().invoke(
+        app,
+        ["run", "--landing", str(settings.landing_dir), "--warehouse", str(tmp_path / "w.duckdb")],
+    )
+    assert result.exit_code == 1, result.output
+    log = home / "alerts.log"
+    assert f"alert: logged to {log}; posted to webhook 127.0.0.1 (json, HTTP 200)" in (
+        result.output
+    )
+    (body,) = webhook.bodies
+    assert body["steps"] == [BROKEN_STEP] and body["files"] == [f"{newest}/{BROKEN_FILE}"]
+
+    instance = dagster_instance(home)
+    run = instance.get_run_by_id(body["run_id"])
+    defs = build_definitions(settings)
+    _evaluate(defs, FAILURE_SENSOR_NAME, instance, run, DagsterEventType.RUN_FAILURE)
+    assert len(webhook.bodies) == 1, "sent once"
+    assert len(log.read_text().splitlines()) == 2
