@@ -33,7 +33,7 @@ from urllib.parse import urlsplit
 import dagster as dg
 from dagster import DagsterEventType
 
-from dagster_project.operations.liveness import run_dates
+from dagster_project.operations.liveness import run_dates, run_process
 from dagster_project.run import failed_check_reason
 
 __all__ = [
@@ -299,9 +299,11 @@ def failure_alert(
     steps = [step for step, _ in events.step_failures]
     steps += [step for step, _, _ in events.failed_checks]
     if not steps and events.run_failure_message:
-        # Dead runs: liveness's message says "... while step X was running: ...".
+        # A dead run: liveness's message says "... while step X was running: ..."; run
+        # monitoring's own message does not, the step left started and never ended does.
         running = re.search(r"while step (\S+) was running", events.run_failure_message)
-        steps = [running.group(1)] if running else []
+        step = running.group(1) if running else run_process(instance, run).running_step
+        steps = [step] if step else []
     files = _files_in(message for _, message in events.step_failures)
     files += [file for _, _, found in events.failed_checks for file in found]
     files += _files_in([events.run_failure_message])

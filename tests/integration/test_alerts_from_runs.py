@@ -136,6 +136,33 @@ def test_a_dead_run_alert_names_the_step_that_was_running(failed_run):
     )
 
 
+def test_a_run_failed_by_run_monitoring_names_the_step_left_running():
+    """Run monitoring's message names no step: the step started and never ended does."""
+    from dagster._core.events import DagsterEvent, StepSuccessData
+
+    instance = dg.DagsterInstance.ephemeral()
+    job = dg.GraphDefinition(name="noop", node_defs=[]).to_job(name="icp_full_run")
+    run = instance.create_run_for_job(job, tags={"dagster/partition": "2026-11-20"})
+    for step in ("raw__crm__accounts", "dbt_models"):
+        instance.report_dagster_event(
+            DagsterEvent(DagsterEventType.STEP_START.value, job_name=run.job_name, step_key=step),
+            run_id=run.run_id,
+        )
+    instance.report_dagster_event(
+        DagsterEvent(
+            DagsterEventType.STEP_SUCCESS.value,
+            job_name=run.job_name,
+            step_key="raw__crm__accounts",
+            event_specific_data=StepSuccessData(duration_ms=1.0),
+        ),
+        run_id=run.run_id,
+    )
+    instance.report_run_failed(run, "Run worker failed: process 4242 is gone")
+    alert = failure_alert(instance, instance.get_run_by_id(run.run_id))
+    assert alert.steps == ("dbt_models",)
+    assert alert.reasons == ("Run worker failed: process 4242 is gone",)
+
+
 def test_warning_sensor_posts_a_stale_landing(sample_landing, webhook, tmp_path, monkeypatch):
     """A run that succeeds on a stale landing (the sample's newest export is 2026-11-20, more
     than ICP_MAX_EXPORT_AGE_DAYS ago): the freshness check warns. Only the accounts ingest
