@@ -89,6 +89,38 @@ def _settings(
     )
 
 
+def _alert(instance, summary) -> None:
+    """Deliver the run's failure alert, or its warning alert, and say where it went.
+
+    Here and not only in the daemon's sensors: ``icp run`` from cron may have no daemon. The
+    alert log records what was sent, so the daemon's sensor does not send it a second time.
+    An alert that cannot be delivered never changes the run's exit code.
+    """
+    from dagster_project.operations.alerts import (
+        AlertConfigError,
+        AlertSettings,
+        deliver,
+        failure_alert,
+        warning_alert,
+    )
+
+    run = instance.get_run_by_id(summary.run_id)
+    if run is None:
+        return
+    try:
+        settings = AlertSettings.from_env()
+        if not summary.success:
+            alert = failure_alert(instance, run, settings)
+        elif settings.on_warnings:
+            alert = warning_alert(instance, run, settings)
+        else:
+            alert = None
+        if alert is not None:
+            console.print(f"alert: {deliver(alert, settings)}", markup=False, soft_wrap=True)
+    except (AlertConfigError, OSError) as error:
+        console.print(f"alert: not delivered: {error}", style="bold red", markup=False)
+
+
 def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = None) -> None:
     from dagster_project.operations.liveness import close_dead_runs
     from dagster_project.publish import published_dir_for
@@ -122,6 +154,7 @@ def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = N
                 console.print(f"- {failure}", style="red", markup=False)
         for detail in summary.check_failure_details:
             console.print(f"- check failed: {detail}", style="red", markup=False)
+        _alert(instance, summary)
         raise typer.Exit(code=1)
     table = Table(show_header=False, title=f"icp-pipeline run {summary.run_id[:8]}")
     if date_range:
@@ -144,6 +177,7 @@ def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = N
     table.add_row("warehouse", str(settings.warehouse_path))
     table.add_row("published (read here)", str(published_dir_for(settings.warehouse_path)))
     console.print(table)
+    _alert(instance, summary)
     console.print(
         "Open the Dagster UI on this run with:\n"
         f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} ICP_LANDING={settings.landing_dir} "

@@ -70,7 +70,14 @@ def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
 
 
 #: Metadata entries of a check that say why it failed, most specific first.
-_REASON_KEYS = ("failures", "examples", "message", "files_not_reconciling", "warnings")
+_REASON_KEYS = (
+    "failures",
+    "examples",
+    "message",
+    "problems",
+    "files_not_reconciling",
+    "warnings",
+)
 _MAX_REASON_VALUES = 3
 
 

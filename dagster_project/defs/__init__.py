@@ -11,6 +11,7 @@ __all__ = ["build_definitions"]
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     """Every asset, check, job and resource of the pipeline for ``settings``."""
+    from dagster_project.defs.alerting import build_alert_sensors
     from dagster_project.defs.automation import build_automation
     from dagster_project.defs.ingest.assets import build_ingest_assets, landing_is_fresh
     from dagster_project.defs.jobs import full_run_job
@@ -30,7 +31,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         jobs=[full_run_job],
         schedules=[nightly_schedule],
-        sensors=[new_export_sensor],
+        sensors=[new_export_sensor, *build_alert_sensors()],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )
