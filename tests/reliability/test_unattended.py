@@ -15,6 +15,7 @@ to tick every minute:
    code server, Dagster's own watch.)
 4. The next tick scores the date again; the run completes and publishes, and the tick after
    that skips the date, already published. No two runs of the date ever ran at once.
+5. Both dead runs were posted, once each, to a webhook on loopback by the failure sensor.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from dagster_project.operations.liveness import CLOSED_BY_TAG
 from dagster_project.operations.run_launcher import MONITORING
 from dagster_project.run import INSTANCE_CONFIG
 from dagster_project.settings import PROJECT_ROOT
+from tests.loopback_webhook import Webhook
 
 pytestmark = pytest.mark.slow
 
@@ -108,6 +110,14 @@ def _start_daemon(env: dict[str, str], log: Path) -> subprocess.Popen:
 def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
     sample_landing, tmp_path
 ):
+    webhook = Webhook()
+    try:
+        _play_the_night(sample_landing, tmp_path, webhook)
+    finally:
+        webhook.close()
+
+
+def _play_the_night(sample_landing: Path, tmp_path: Path, webhook: Webhook) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(INSTANCE_CONFIG, home / "dagster.yaml")
@@ -120,6 +130,9 @@ def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
         "ICP_LANDING": str(landing),
         "ICP_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
         "ICP_SCHEDULE_CRON": "* * * * *",
+        "ICP_ALERT_WEBHOOK_URL": webhook.url,
+        "ICP_ALERT_WEBHOOK_FORMAT": "json",
+        "ICP_DAGSTER_UI_URL": "http://127.0.0.1:3000",
     }
     env.pop("ICP_AS_OF_DATE", None)
     instance = dg.DagsterInstance.from_config(str(home))
@@ -209,3 +222,13 @@ def test_a_killed_cli_run_and_a_killed_daemon_run_do_not_wedge_the_schedule(
     for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False):
         assert start >= end - 1, "two runs of the date overlapped"
     instance.dispose()
+
+    # Both deaths reached a person, once each, by the daemon's failure sensor: the CLI's own
+    # process could not tell anyone.
+    failures = [body for body in webhook.bodies if body["level"] == "failure"]
+    assert sorted(body["run_id"] for body in failures) == sorted([cli_run.run_id, first.run_id])
+    for body in failures:
+        assert body["dates"] == newest
+        assert body["steps"], body
+        assert any("is gone" in reason for reason in body["reasons"]), body
+        assert body["link"] == f"http://127.0.0.1:3000/runs/{body['run_id']}"
