@@ -69,6 +69,10 @@ def webhook(monkeypatch, tmp_path) -> Iterator[Webhook]:
 
 def _evaluate(defs, sensor_name, instance, run, event_type):
     """What the daemon does when the run reaches the sensor's status."""
+    if sensor_name == FAILURE_SENSOR_NAME:
+        # A sensor with its own cursor: its first tick looks back a day.
+        with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+            return defs.resolve_sensor_def(sensor_name)(context)
     (entry,) = instance.all_logs(run.run_id, of_type=event_type)
     context = dg.build_run_status_sensor_context(
         sensor_name=sensor_name,
@@ -106,6 +110,23 @@ def test_failure_sensor_posts_date_step_file_reason_and_link(failed_run, webhook
     assert len(webhook.bodies) == 1
     lines = (tmp_path / "alerts.log").read_text().splitlines()
     assert len(lines) == 2 and '"duplicate": true' in lines[1]
+
+
+def test_the_failure_sensor_tells_failures_from_before_its_first_tick_once(failed_run):
+    """The run failed before the daemon (and so the sensor) ever ran: its first tick looks
+    back and tells it; the next tick, from the cursor, finds nothing new."""
+    settings, instance, run, _ = failed_run
+    defs = build_definitions(settings)
+    sensor = defs.resolve_sensor_def(FAILURE_SENSOR_NAME)
+    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        first = sensor.evaluate_tick(context)
+    assert "alerted 1 failed run(s)" in first.skip_message
+    assert first.cursor
+    with dg.build_sensor_context(
+        instance=instance, definitions=defs, cursor=first.cursor
+    ) as context:
+        again = sensor.evaluate_tick(context)
+    assert again.skip_message == "no run failed since the last tick"
 
 
 def test_a_dead_run_alert_names_the_step_that_was_running(failed_run):
