@@ -44,8 +44,10 @@ __all__ = [
     "PruneReport",
     "RetentionSettings",
     "dagster_sqlite_files",
+    "event_log_shard_dir",
     "prune",
     "rotate_alert_log",
+    "runs_to_keep",
     "tree_bytes",
 ]
 
@@ -417,8 +419,7 @@ def prune(
         _compact_sqlite(sqlite_files, home, report)
     else:
         report.notes.append(
-            "Dagster storage is not SQLite: the database reclaims deleted rows itself "
-            "(autovacuum)"
+            "Dagster storage is not SQLite: the database reclaims deleted rows itself (autovacuum)"
         )
 
     report.published_versions_removed = prune_published_versions(
