@@ -234,6 +234,9 @@ def _delete_run(instance: dg.DagsterInstance, run_id: str, report: PruneReport) 
         # delete_run empties the run's shard but leaves the file.
         for suffix in ("", "-wal", "-shm"):
             Path(f"{shard}{suffix}").unlink(missing_ok=True)
+        # The storage remembers shards it has set up; a later read of this run in this process
+        # must set the file up again rather than query a file with no tables.
+        getattr(instance.event_log_storage, "_initialized_dbs", set()).discard(run_id)
         report.event_log_shards_removed += 1
     manager = instance.compute_log_manager
     local_folder = _local_compute_log_folder(instance, run_id)
@@ -379,7 +382,10 @@ def _state_bytes(instance: dg.DagsterInstance, settings: Settings, dbt_target_ro
         dbt_target_root,
         published_dir_for(settings.warehouse_path),
     ]
-    return sum(tree_bytes(root) for root in roots if root.exists())
+    roots = [root.resolve() for root in roots if root.exists()]
+    # A root inside another (a published folder in $DAGSTER_HOME) is counted once.
+    outermost = [r for r in roots if not any(r != o and r.is_relative_to(o) for o in roots)]
+    return sum(tree_bytes(root) for root in set(outermost))
 
 
 def prune(
