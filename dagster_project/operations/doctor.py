@@ -35,6 +35,7 @@ from dagster_project.operations.retention import (
     tree_bytes,
 )
 from dagster_project.publish.snapshot import published_dir_for
+from dagster_project.run import retry_cause as innermost_error
 from dagster_project.settings import Settings
 
 __all__ = ["DoctorReport", "GoodRun", "diagnose", "fix", "format_time"]
@@ -194,7 +195,8 @@ def _last_failure(instance: dg.DagsterInstance, run_id: str) -> str:
         entry = records[0].event_log_entry
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
         error = getattr(data, "error", None)
-        message = error.message.strip() if error is not None else entry.message
+        # The innermost cause says what went wrong; the outer errors say where.
+        message = innermost_error(error) if error is not None else entry.message
         step = f"{entry.step_key}: " if entry.step_key else ""
         return f"{step}{message}".strip()
     return "no failure recorded"
