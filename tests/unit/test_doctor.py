@@ -3,10 +3,10 @@ a run whose process died, a run queued behind it, a held warehouse lock, failure
 
 from __future__ import annotations
 
-import multiprocessing
+import subprocess
+import sys
 import time
 from datetime import date
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -16,7 +16,6 @@ from typer.testing import CliRunner
 from dagster_project.cli import app
 from dagster_project.defs import build_definitions
 from dagster_project.defs.housekeeping import HOUSEKEEPING_SENSOR, PRUNE_INTERVAL_SECONDS
-from dagster_project.defs.locking import WarehouseLock
 from dagster_project.operations.doctor import diagnose
 from dagster_project.operations.liveness import CLOSED_BY_TAG
 from dagster_project.operations.retention import RetentionSettings
@@ -47,32 +46,37 @@ def deployment(tmp_path, monkeypatch):
     instance.dispose()
 
 
-def _hold_lock(warehouse: Path, held, release) -> None:
-    lock = WarehouseLock(warehouse)
-    lock.acquire("run-holding-it", timeout_seconds=5)
-    held.set()
-    release.wait(30)
-    lock.release()
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from dagster_project.defs.locking import WarehouseLock
+lock = WarehouseLock(Path(sys.argv[1]))
+lock.acquire("run-holding-it", timeout_seconds=5)
+print("held", flush=True)
+sys.stdin.readline()
+"""
 
 
 def test_doctor_reports_a_dead_run_the_queue_behind_it_and_a_held_lock(deployment):
     instance, settings, templates, dead, queued = deployment
-    context = multiprocessing.get_context("spawn")
-    held, release = context.Event(), context.Event()
-    holder = context.Process(target=_hold_lock, args=(settings.warehouse_path, held, release))
-    holder.start()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_LOCK, str(settings.warehouse_path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
-        assert held.wait(30)
+        assert holder.stdout.readline().strip() == "held", holder.stderr.read()
         report = diagnose(instance, settings, RetentionSettings())
     finally:
-        release.set()
-        holder.join(30)
+        holder.communicate("release\n", timeout=60)
 
     process = next(p for p in report.in_progress if p.run_id == dead)
     assert process.dead and process.running_step == "published__marts"
     assert report.queued == [(queued, "2026-11-22")]
     assert report.lock_held and "run run-holding-it" in report.lock_holder
-    assert report.lock_holder.endswith(report.lock_holder.split("since ")[-1])
+    assert f"pid {holder.pid}" in report.lock_holder
     assert report.quarantine_rows is None  # no warehouse file yet
     assert [good.dates for good in report.good_runs] == ["2000-01-01"]
     problems = "\n".join(report.problems)
