@@ -327,6 +327,69 @@ def explain(
             console.print(f"{label}: " + ", ".join(reasons))
 
 
+@app.command()
+def doctor(
+    landing: LandingOption = _DEFAULTS.landing_dir,
+    warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
+    fix: Annotated[
+        bool, typer.Option("--fix", help="Mark dead runs failed and apply retention now.")
+    ] = False,
+) -> None:
+    """Show the state of this deployment and what to do about anything wrong.
+
+    Last good run per as-of date, runs in progress (is their process alive?) and queued, the
+    warehouse lock, disk used by each store, quarantined rows, the retention in force. Exits 1
+    while a problem remains (for cron), 0 otherwise.
+    """
+    from dagster_project.operations import doctor as checkup
+    from dagster_project.operations.retention import RetentionSettings
+    from dagster_project.run import dagster_instance
+
+    settings = _settings(landing, warehouse, None, _DEFAULTS.scoring_config_path)
+    instance = dagster_instance()
+    retention = RetentionSettings.from_env()
+    if fix:
+        closed, pruned = checkup.fix(instance, settings, retention)
+        for process in closed:
+            console.print(
+                f"fixed: marked run {process.run_id} ({process.dates or 'no date'}) failed: "
+                f"{process.state}",
+                markup=False,
+            )
+        console.print(f"fixed: retention applied: {pruned.summary()}", markup=False)
+    report = checkup.diagnose(instance, settings, retention)
+
+    shown = f"{len(report.good_runs)} of {report.good_dates_total}"
+    runs = Table("as of", "run", "ended", title=f"Last good run per as-of date ({shown})")
+    for good in report.good_runs:
+        runs.add_row(good.dates, good.run_id[:8], checkup.format_time(good.ended_at))
+    console.print(runs)
+    active = Table("run", "as of", "status", "process", "step running", title="Runs in progress")
+    for process in report.in_progress:
+        state = {True: "alive", False: "DEAD", None: "-"}[process.alive]
+        active.add_row(
+            process.run_id[:8], process.dates, process.status,
+            f"{state}: {process.state}", process.running_step or "",
+        )  # fmt: skip
+    for run_id, dates in report.queued:
+        active.add_row(run_id[:8], dates, "QUEUED", "-", "")
+    console.print(active)
+    state = Table(show_header=False, title="State")
+    state.add_row("warehouse lock", report.lock_holder)
+    quarantined = "-" if report.quarantine_rows is None else f"{report.quarantine_rows:,}"
+    state.add_row("raw.quarantined_rows", f"{quarantined} ({report.quarantine_note})")
+    for store, size in report.disk_bytes.items():
+        state.add_row(f"disk: {store}", f"{size / 1024**2:,.1f} MB")
+    for store, kept in report.retention.items():
+        state.add_row(f"retention: {store}", kept)
+    console.print(state)
+    for problem in report.problems:
+        console.print(f"- {problem}", style="red", markup=False)
+    if report.problems:
+        raise typer.Exit(code=1)
+    console.print("[green]Nothing wrong.[/]")
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

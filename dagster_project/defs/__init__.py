@@ -13,6 +13,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     """Every asset, check, job and resource of the pipeline for ``settings``."""
     from dagster_project.defs.alerting import build_alert_sensors
     from dagster_project.defs.automation import build_automation
+    from dagster_project.defs.housekeeping import build_housekeeping_sensor
     from dagster_project.defs.ingest.assets import build_ingest_assets, landing_is_fresh
     from dagster_project.defs.jobs import full_run_job
     from dagster_project.defs.publish.assets import published_marts, published_marts_checks
@@ -31,7 +32,7 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         ],
         jobs=[full_run_job],
         schedules=[nightly_schedule],
-        sensors=[new_export_sensor, *build_alert_sensors()],
+        sensors=[new_export_sensor, *build_alert_sensors(), build_housekeeping_sensor(settings)],
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

@@ -54,6 +54,7 @@ __all__ = [
     "missing_tables",
     "parquet_problems",
     "pii_problems",
+    "prune_published_versions",
     "publish_marts",
     "published_dir_for",
     "score_problems",
@@ -320,6 +321,22 @@ def _prune_versions(parquet_root: Path, keep: int) -> list[str]:
         shutil.rmtree(old, ignore_errors=True)
         removed.append(f"{PARQUET_DIR}/{old.name}")
     return removed
+
+
+def prune_published_versions(
+    published_dir: Path | str, keep_versions: int = DEFAULT_KEEP_VERSIONS
+) -> list[str]:
+    """Remove Parquet versions beyond the newest ``keep_versions`` (never ``current``), under
+    the publish lock; return their names. Each publish does this too; retention calls it so a
+    lowered ``ICP_KEEP_PUBLISHED_VERSIONS`` applies without waiting for the next publish."""
+    if keep_versions < 1:
+        raise ValueError("keep_versions must be at least 1")
+    published_dir = Path(published_dir).resolve()
+    parquet_root = published_dir / PARQUET_DIR
+    if not parquet_root.is_dir():
+        return []
+    with _exclusive_lock(published_dir):
+        return _prune_versions(parquet_root, keep_versions)
 
 
 def publish_marts(

@@ -77,10 +77,13 @@ _PUBLISHED = "published"
 def published_marts(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
+    from dagster_project.operations.retention import RetentionSettings
+
     published_dir = published_dir_for(warehouse.path)
+    keep_versions = RetentionSettings.from_env().keep_published_versions
     with retry_only_if_transient("publish"), warehouse.connect() as con:
         try:
-            result = publish_marts(con, published_dir)
+            result = publish_marts(con, published_dir, keep_versions=keep_versions)
         except PublishError as error:
             raise data_error(str(error)) from error
     context.log.info(
