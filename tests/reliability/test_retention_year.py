@@ -26,6 +26,9 @@ from tests.unit.run_history import (
     sqlite_bytes,
 )
 
+# Building the year costs about a minute and a half: CI's slow pass runs it.
+pytestmark = pytest.mark.slow
+
 NIGHTS = 365
 
 
