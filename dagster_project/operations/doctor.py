@@ -320,6 +320,22 @@ def _disk_problems(instance: dg.DagsterInstance, settings: Settings) -> list[str
     return problems
 
 
+def _instance_config_problems(instance: dg.DagsterInstance) -> list[str]:
+    """An instance set up before run monitoring keeps a dead daemon-launched run STARTED."""
+    from dagster_project.operations.run_launcher import LivenessCheckingRunLauncher
+
+    if instance.run_monitoring_enabled and isinstance(
+        instance.run_launcher, LivenessCheckingRunLauncher
+    ):
+        return []
+    return [
+        f"the instance settings ({instance.root_directory}/dagster.yaml) lack run monitoring "
+        "with the liveness-checking run launcher, so a daemon-launched run that dies stays "
+        "STARTED until the next run closes it: copy the run_launcher and run_monitoring "
+        "sections of deploy/dagster.yaml into it"
+    ]
+
+
 def diagnose(
     instance: dg.DagsterInstance,
     settings: Settings,
@@ -340,6 +356,7 @@ def diagnose(
     problems += _publish_problems(instance, settings, in_progress, queued)
     problems += _retention_problems(instance, retention, now)
     problems += _disk_problems(instance, settings)
+    problems += _instance_config_problems(instance)
     return DoctorReport(
         good_runs=good_runs[:SHOWN_GOOD_DATES],
         good_dates_total=len(good_runs),

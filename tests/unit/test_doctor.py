@@ -153,3 +153,12 @@ def test_the_housekeeping_sensor_closes_dead_runs_and_prunes_once_a_day(deployme
     third = _evaluate_housekeeping(defs, instance, cursor=a_day_ago)
     assert "retention: deleted 1 run(s)" in third.skip_message
     assert instance.get_run_by_id(old) is None and float(third.cursor) > last_prune
+
+
+def test_doctor_says_when_the_instance_settings_predate_run_monitoring(deployment, tmp_path):
+    instance, settings, *_ = deployment
+    advice = "lack run monitoring with the liveness-checking run launcher"
+    assert not any(advice in p for p in diagnose(instance, settings, RetentionSettings()).problems)
+    with dg.instance_for_test() as old_style:  # Dagster's defaults: no run monitoring
+        problems = diagnose(old_style, settings, RetentionSettings()).problems
+    assert any(advice in p and "deploy/dagster.yaml" in p for p in problems)
