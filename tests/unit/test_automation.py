@@ -175,14 +175,19 @@ def _run_in_progress(instance, tags: dict[str, str]) -> None:
     )
 
 
+def _five_nightly_exports(landing: Path) -> datetime:
+    """Complete exports of 2026-11-17 to 21; returns the schedule's tick of the 21st."""
+    for day in ("2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"):
+        _export(landing, day)
+    return datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))
+
+
 def test_after_downtime_the_schedule_scores_every_missed_date_once(landing, module_dir):
     """The machine was down for the nights of the 19th and 20th: the tick of the 21st scores
     all three dates after the newest published one, oldest first, and a date another run is
     already scoring (the sensor's, a catch-up tick's, a backfill's) is not requested twice."""
     defs = _defs(landing, module_dir)
-    for day in ("2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"):
-        _export(landing, day)
-    tick = datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))
+    tick = _five_nightly_exports(landing)
     with dg.instance_for_test() as instance:
         _published(instance, landing, "2026-11-18")
         missed = _evaluate_schedule(defs, instance, tick)
@@ -209,9 +214,7 @@ def test_after_downtime_the_schedule_scores_every_missed_date_once(landing, modu
 def test_a_long_outage_catches_up_the_newest_dates_and_names_the_backfill(landing, module_dir):
     settings = replace(settings_for(landing, module_dir / "warehouse.duckdb"), max_catchup_dates=2)
     defs = build_definitions(settings)
-    for day in ("2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20", "2026-11-21"):
-        _export(landing, day)
-    tick = datetime(2026, 11, 21, 2, tzinfo=ZoneInfo("UTC"))
+    tick = _five_nightly_exports(landing)
     with dg.instance_for_test() as instance:
         _published(instance, landing, "2026-11-17")
         result = _evaluate_schedule(defs, instance, tick)
