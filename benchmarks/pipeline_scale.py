@@ -713,8 +713,11 @@ def _print_measured(measured: Measured) -> None:
 
 
 def _node_name(unique_id: str) -> str:
-    """A dbt node's name: ``test.<project>.<name>.<hash>`` and ``model.<project>.<name>``."""
-    return unique_id.split(".")[2]
+    """A dbt node's name from its id: ``model.<project>.<name>``, ``test.<project>.<name>.<hash>``,
+    ``unit_test.<project>.<model>.<name>``; long generated test names are cut."""
+    parts = unique_id.split(".")
+    name = f"{parts[2]}:{parts[3]}" if parts[0] == "unit_test" else parts[2]
+    return name if len(name) <= 60 else name[:57] + "..."
 
 
 def _step_group(step: str) -> str:
