@@ -34,7 +34,13 @@ from dagster_project.ingest.landing import (
     find_entity_files,
 )
 from dagster_project.ingest.mapping import EntityMapping, Lookup, column_sql, entity_mapping_for
-from dagster_project.ingest.row_rules import column_rules, key_value, typed_value
+from dagster_project.ingest.row_rules import (
+    column_rules,
+    key_value,
+    trim_expression,
+    trimmed_column,
+    typed_value,
+)
 from dagster_project.ingest.value_maps import (
     VALUE_MAP_TABLE,
     create_value_map_table,
@@ -667,14 +673,22 @@ def _check_rows(
         f"(PARTITION BY _source_file, {', '.join(keys)}) > 1 "
         f"THEN 'duplicate_key_in_file:{'+'.join(contract.primary_key)}' END"
     )
+    trims = ", ".join(
+        f"{trim_expression(c)} AS {quote_identifier(trimmed_column(c))}" for c in contract.columns
+    )
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE trimmed_rows AS SELECT *, {trims} "
+        f"FROM {_LANDING_TABLE} AS landing"
+    )
     con.execute(
         f"""
         CREATE OR REPLACE TEMP TABLE checked_rows AS
         SELECT *, list_filter([{", ".join(cases)}], lambda rule: rule IS NOT NULL) AS failed_rules
-        FROM {_LANDING_TABLE} AS landing
+        FROM trimmed_rows AS landing
         """,
         params,
     )
+    con.execute("DROP TABLE trimmed_rows")
 
 
 def _write_raw_table(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
