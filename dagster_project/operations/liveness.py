@@ -15,6 +15,7 @@ warehouse lock, by the CLI before it starts a run, and by ``icp doctor``.
 from __future__ import annotations
 
 import socket
+import time
 from dataclasses import dataclass
 
 import dagster as dg
@@ -33,6 +34,8 @@ __all__ = [
 _RUNNING_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 #: The process start time from psutil is rounded by the kernel's clock: allow that much.
 _START_TIME_SLACK_SECONDS = 2.0
+#: An in-process run still NOT_STARTED this long after it was created lost its process.
+_IN_PROCESS_START_SECONDS = 600
 #: A run closed as dead carries this tag, naming who closed it.
 CLOSED_BY_TAG = "icp/closed_as_dead_by"
 
@@ -106,6 +109,18 @@ def _running_step(instance: dg.DagsterInstance, run_id: str) -> str | None:
     return next(reversed(open_steps), None) if open_steps else None
 
 
+def _never_started_in_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> bool:
+    """A run of ``icp run`` (in process: no code location launches it) goes from NOT_STARTED
+    to STARTED within a second of being created; one left NOT_STARTED lost its process
+    before it began. Daemon-launched runs are never NOT_STARTED for long (QUEUED, then
+    STARTING, which run monitoring times out)."""
+    if run.status != DagsterRunStatus.NOT_STARTED or run.remote_job_origin is not None:
+        return False
+    record = instance.get_run_record_by_id(run.run_id)
+    created = record.create_timestamp.timestamp() if record else None
+    return created is not None and time.time() - created > _IN_PROCESS_START_SECONDS
+
+
 def run_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunProcess:
     """What became of the process executing ``run`` (a run in any status)."""
     start = instance.get_records_for_run(
@@ -114,7 +129,15 @@ def run_process(instance: dg.DagsterInstance, run: dg.DagsterRun) -> RunProcess:
     event = start[0].event_log_entry if start else None
     pid = event.dagster_event.pid if event and event.dagster_event else None
     started_at = event.timestamp if event else None
-    if run.status not in _RUNNING_STATUSES:
+    if _never_started_in_process(instance, run):
+        alive, state = (
+            False,
+            (
+                f"created by `icp run` in process more than {_IN_PROCESS_START_SECONDS // 60} "
+                "minutes ago and never started: that process is gone"
+            ),
+        )
+    elif run.status not in _RUNNING_STATUSES:
         alive, state = None, f"no process to check ({run.status.value})"
     elif pid is None or started_at is None:
         alive, state = None, "no process recorded yet"

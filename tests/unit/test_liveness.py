@@ -110,3 +110,18 @@ def test_the_run_launcher_tells_run_monitoring_which_workers_died(instance):
     assert "is gone" in health.msg
     assert launcher.check_run_worker_health(alive).status.value == "RUNNING"
     assert "raw__crm__accounts" in launcher.get_run_worker_debug_info(dead)
+
+
+def test_an_in_process_run_left_not_started_is_dead_after_a_while(instance, monkeypatch):
+    """`icp run` killed between creating its run and starting it leaves it NOT_STARTED."""
+    from dagster_project.operations import liveness
+
+    run = instance.add_run(
+        dg.DagsterRun(job_name=FULL_RUN_JOB, status=DagsterRunStatus.NOT_STARTED)
+    )
+    assert not run_process(instance, run).dead  # just created: its process may be starting
+    monkeypatch.setattr(liveness, "_IN_PROCESS_START_SECONDS", 0)
+    time.sleep(0.01)
+    assert run_process(instance, run).dead
+    assert [p.run_id for p in close_dead_runs(instance, "icp run")] == [run.run_id]
+    assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
