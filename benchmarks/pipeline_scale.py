@@ -89,7 +89,7 @@ def _parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--delta",
         action="store_true",
-        help=f"after the full run, add an export with {DELTA_SHARE:.0%} of accounts changed the "
+        help=f"after the full run, add an export with {DELTA_SHARE:.0%}% of accounts changed the "
         "next day and run again on the same warehouse (target <= 0.25x the full run)",
     )
     parser.add_argument(
@@ -836,19 +836,7 @@ def _measure_size(arguments: argparse.Namespace, accounts: int) -> dict:
         f"{reference.extra['high_tier']:,} high tier"
     )
     warehouse = work / "warehouse.duckdb"
-    pipeline = _run_pipeline(
-        "pipeline",
-        work,
-        [
-            "run",
-            "--landing",
-            str(landing),
-            "--warehouse",
-            str(warehouse),
-            "--as-of",
-            as_of.isoformat(),
-        ],
-    )
+    pipeline = _icp_run("pipeline", work, landing, warehouse, as_of)
     _print_measured(pipeline)
     costs = _print_pipeline_profile(pipeline, arguments.top)
     print(f"    published: {_published_fingerprint(warehouse)}")
@@ -868,24 +856,18 @@ def _measure_size(arguments: argparse.Namespace, accounts: int) -> dict:
     return result
 
 
+def _icp_run(label: str, work: Path, landing: Path, warehouse: Path, as_of: date) -> Measured:
+    """``icp run`` of one as-of date on ``landing`` into ``warehouse``, measured."""
+    arguments = ["run", "--landing", str(landing), "--warehouse", str(warehouse)]
+    return _run_pipeline(label, work, [*arguments, "--as-of", as_of.isoformat()])
+
+
 def _measure_delta(
     arguments: argparse.Namespace, landing: Path, work: Path, warehouse: Path, full: Measured
 ) -> Measured:
     delta_date = arguments.end_date + timedelta(days=1)
     touched = _write_delta_export(landing, arguments.end_date, delta_date)
-    delta = _run_pipeline(
-        "delta run",
-        work,
-        [
-            "run",
-            "--landing",
-            str(landing),
-            "--warehouse",
-            str(warehouse),
-            "--as-of",
-            delta_date.isoformat(),
-        ],
-    )
+    delta = _icp_run("delta run", work, landing, warehouse, delta_date)
     print(f"  delta export {delta_date}: {touched:,} accounts changed and a ticket each")
     _print_measured(delta)
     _print_pipeline_profile(delta, arguments.top)

@@ -20,7 +20,7 @@ from dagster_project.defs.jobs import full_run_job
 from dagster_project.defs.partitions import AS_OF_PARTITIONS
 from dagster_project.ingest.contracts import load_contracts
 from dagster_project.ingest.landing import complete_export_dates
-from dagster_project.operations.liveness import run_dates
+from dagster_project.operations.liveness import run_date_range
 from dagster_project.settings import Settings
 
 __all__ = [
@@ -85,13 +85,8 @@ def dates_being_scored(instance: dg.DagsterInstance) -> set[date]:
     """Dates a run queued or in progress will score (one date, or every date of a range)."""
     runs = instance.get_runs(dg.RunsFilter(statuses=_UNFINISHED_STATUSES))
     dates: set[date] = set()
-    for run in runs:
-        dates_of_run = run_dates(run)
-        if ".." in dates_of_run:
-            first, last = (date.fromisoformat(d) for d in dates_of_run.split(".."))
-            dates.update(first + timedelta(days=n) for n in range((last - first).days + 1))
-        elif dates_of_run:
-            dates.add(date.fromisoformat(dates_of_run))
+    for first, last in filter(None, map(run_date_range, runs)):
+        dates.update(first + timedelta(days=n) for n in range((last - first).days + 1))
     return dates
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import dataclass
+from datetime import date
 
 import dagster as dg
 import psutil
@@ -27,6 +28,8 @@ __all__ = [
     "RunProcess",
     "close_dead_runs",
     "in_progress_runs",
+    "run_date_range",
+    "run_dates",
     "run_process",
 ]
 
@@ -62,14 +65,24 @@ class RunProcess:
         return self.alive is False
 
 
-def run_dates(run: dg.DagsterRun) -> str:
-    """The as-of date or date range a run scores, from its tags."""
+def run_date_range(run: dg.DagsterRun) -> tuple[date, date] | None:
+    """The first and last as-of date a run scores (the same for one date), from its tags."""
     tags = run.tags
     if "dagster/partition" in tags:
-        return tags["dagster/partition"]
+        day = date.fromisoformat(tags["dagster/partition"])
+        return day, day
     start = tags.get("dagster/asset_partition_range_start")
     end = tags.get("dagster/asset_partition_range_end")
-    return f"{start}..{end}" if start and end else ""
+    return (date.fromisoformat(start), date.fromisoformat(end)) if start and end else None
+
+
+def run_dates(run: dg.DagsterRun) -> str:
+    """The as-of date or date range a run scores, in words: ``2026-11-20`` or ``A..B``."""
+    dates = run_date_range(run)
+    if dates is None:
+        return ""
+    first, last = dates
+    return str(first) if first == last else f"{first}..{last}"
 
 
 def _process_state(pid: int, run_started_at: float) -> tuple[bool, str]:
