@@ -263,7 +263,7 @@ def dbt_unit_tests(
     """Report each dbt unit test as the check of its model: from this run's ``dbt build`` when
     it ran them all, else by running them once with ``dbt test``."""
     selected = sorted(context.selected_asset_check_keys, key=lambda key: key.name)
-    built = _BUILT_UNIT_TESTS.pop(context.run_id, {})
+    built = _BUILT_UNIT_TESTS.pop(context.run.run_id, {})
     if all(_UNIT_TESTS[key][1] in built for key in selected):
         yield from unit_test_check_results(selected, built, run_by="dbt build of this run")
         return
