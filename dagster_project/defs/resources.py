@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
+from functools import cached_property
+from importlib.metadata import version as installed_version
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 from dagster_dbt import DbtCliResource
+from packaging.version import Version
 from pydantic import PrivateAttr
 
 from dagster_project.defs.locking import WarehouseLock
@@ -19,7 +23,13 @@ from dagster_project.operations.liveness import close_dead_runs
 from dagster_project.scoring.config import ScoringConfig, load_scoring_config
 from dagster_project.settings import Settings
 
-__all__ = ["LandingZoneResource", "ScoringConfigResource", "WarehouseResource", "build_resources"]
+__all__ = [
+    "IcpDbtCliResource",
+    "LandingZoneResource",
+    "ScoringConfigResource",
+    "WarehouseResource",
+    "build_resources",
+]
 
 _MEMORY_LIMIT = re.compile(r"^\d+(\.\d+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$", re.IGNORECASE)
 
@@ -102,6 +112,29 @@ class ScoringConfigResource(dg.ConfigurableResource):
         return load_scoring_config(Path(self.path))
 
 
+class IcpDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt CLI without two probes it makes in each step that invokes dbt.
+
+    - ``dbt --version`` (a subprocess, ~4 s here, partly a look-up of the newest dbt-core on
+      PyPI) tells dagster-dbt dbt Core from dbt Fusion; the dbt beside this interpreter is the
+      installed dbt-core package, whose version is known without running it.
+    - An in-process dbt adapter (~2 s: it loads the project and parses every macro) serves
+      only ``fetch_row_counts``/``fetch_column_metadata``, which this project does not use.
+
+    Both override private dagster-dbt methods; tests/unit/test_dbt_resource.py fails when an
+    upgrade renames them.
+    """
+
+    @cached_property
+    def _cli_version(self) -> Version:
+        if Path(self.dbt_executable).parent == Path(sys.executable).parent:
+            return Version(installed_version("dbt-core"))
+        return super()._cli_version
+
+    def _initialize_dbt_core_adapter(self, args: Sequence[str]) -> None:
+        return None
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Resources for ``settings``, as passed to ``Definitions``."""
     return {
@@ -114,5 +147,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             max_valid_date=settings.max_valid_date.isoformat(),
         ),
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),
-        "dbt": DbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable()),
+        "dbt": IcpDbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable()),
     }

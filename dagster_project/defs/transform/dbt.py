@@ -4,7 +4,7 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,8 @@ __all__ = [
     "discard_target",
     "ensure_manifest",
     "prune_stale_targets",
+    "unit_test_check_results",
+    "unit_test_results",
 ]
 
 DBT_TARGET_ROOT = DBT_PROJECT_DIR / "target"
@@ -178,6 +180,9 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
     dbt_vars = {"as_of_date": dates[-1].isoformat(), "warehouse_path": warehouse.path}
     invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
     yield from invocation.stream()
+    _BUILT_UNIT_TESTS[context.run_id] = unit_test_results(
+        invocation.get_artifact("run_results.json")
+    )
     discard_target(invocation)
 
 
@@ -213,26 +218,29 @@ def _unit_test_specs() -> dict[dg.AssetCheckKey, tuple[dg.AssetCheckSpec, str]]:
 _UNIT_TESTS = _unit_test_specs()
 
 
-@dg.multi_asset_check(
-    specs=[spec for spec, _ in _UNIT_TESTS.values()], can_subset=True, name="dbt_unit_tests"
-)
-def dbt_unit_tests(
-    context: dg.AssetCheckExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
-):
-    """Run the dbt unit tests once and report each as the check of its model."""
-    # Unit tests set their own as_of_date; the run's newest date only satisfies the parser.
-    dbt_vars = {"as_of_date": run_dates(context)[-1].isoformat(), "warehouse_path": warehouse.path}
-    invocation = dbt.cli(
-        ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars)],
-        manifest=DBT_PROJECT.manifest_path,
-        raise_on_error=False,
-    ).wait()
-    results = {
+#: The unit-test results of each run's streamed ``dbt build`` (which runs a model's unit tests
+#: before the model), by run id. The job runs its steps in one process (one writer per
+#: warehouse), so the dbt_unit_tests check of the same run reports these instead of invoking
+#: dbt again; without them (the check run alone, a build that selected other models) it runs
+#: the unit tests itself.
+_BUILT_UNIT_TESTS: dict[str, dict[str, dict[str, Any]]] = {}
+
+
+def unit_test_results(run_results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """The unit tests' entries of a dbt ``run_results.json``, by unique id."""
+    return {
         result["unique_id"]: result
-        for result in invocation.get_artifact("run_results.json")["results"]
+        for result in run_results["results"]
+        if result["unique_id"].startswith("unit_test.")
     }
-    discard_target(invocation)
-    for key in context.selected_asset_check_keys:
+
+
+def unit_test_check_results(
+    check_keys: Iterable[dg.AssetCheckKey], results: Mapping[str, Mapping[str, Any]], run_by: str
+) -> Iterator[dg.AssetCheckResult]:
+    """One check result per key from dbt's results: passed only when dbt says ``pass``; a unit
+    test missing from ``results`` fails as "not run"."""
+    for key in check_keys:
         result = results.get(_UNIT_TESTS[key][1])
         yield dg.AssetCheckResult(
             asset_key=key.asset_key,
@@ -241,5 +249,31 @@ def dbt_unit_tests(
             metadata={
                 "status": result["status"] if result else "not run",
                 "message": (result or {}).get("message") or "",
+                "run by": run_by,
             },
         )
+
+
+@dg.multi_asset_check(
+    specs=[spec for spec, _ in _UNIT_TESTS.values()], can_subset=True, name="dbt_unit_tests"
+)
+def dbt_unit_tests(
+    context: dg.AssetCheckExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+):
+    """Report each dbt unit test as the check of its model: from this run's ``dbt build`` when
+    it ran them all, else by running them once with ``dbt test``."""
+    selected = sorted(context.selected_asset_check_keys, key=lambda key: key.name)
+    built = _BUILT_UNIT_TESTS.pop(context.run.run_id, {})
+    if all(_UNIT_TESTS[key][1] in built for key in selected):
+        yield from unit_test_check_results(selected, built, run_by="dbt build of this run")
+        return
+    # Unit tests set their own as_of_date; the run's newest date only satisfies the parser.
+    dbt_vars = {"as_of_date": run_dates(context)[-1].isoformat(), "warehouse_path": warehouse.path}
+    invocation = dbt.cli(
+        ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars)],
+        manifest=DBT_PROJECT.manifest_path,
+        raise_on_error=False,
+    ).wait()
+    results = unit_test_results(invocation.get_artifact("run_results.json"))
+    discard_target(invocation)
+    yield from unit_test_check_results(selected, results, run_by="dbt test")
