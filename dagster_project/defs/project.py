@@ -7,10 +7,15 @@ from dagster_dbt import DbtProject
 
 from dagster_project.settings import PROJECT_ROOT
 
-__all__ = ["DBT_PROJECT", "DBT_PROJECT_DIR", "dbt_executable"]
+__all__ = ["DBT_PIPELINE_TARGET", "DBT_PROJECT", "DBT_PROJECT_DIR", "dbt_executable"]
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
-DBT_PROJECT = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+#: The profiles.yml target of the pipeline's dbt steps (it keeps the warehouse open for a whole
+#: build); the manifest is parsed with it too, so each step's partial parse stays valid.
+DBT_PIPELINE_TARGET = "pipeline"
+DBT_PROJECT = DbtProject(
+    project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=DBT_PIPELINE_TARGET
+)
 
 
 def dbt_executable() -> str:

@@ -1,9 +1,11 @@
 """The dbt project as Dagster assets: each model an asset, each dbt test an asset check."""
 
 import json
+import os
 import re
 import shutil
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,6 +30,7 @@ from dagster_project.defs.partitions import (
 )
 from dagster_project.defs.project import DBT_PROJECT, DBT_PROJECT_DIR, dbt_executable
 from dagster_project.defs.resources import (
+    IcpDbtCliResource,
     LandingZoneResource,
     ScoringConfigResource,
     WarehouseResource,
@@ -46,6 +49,7 @@ __all__ = [
 ]
 
 DBT_TARGET_ROOT = DBT_PROJECT_DIR / "target"
+PARTIAL_PARSE_FILE = "partial_parse.msgpack"
 #: dagster-dbt gives each invocation its own folder under target/: ``<op>-<run id>-<uuid>``
 #: (with a context) or ``<uuid>``, each part 7 hex digits.
 _INVOCATION_TARGET = re.compile(r"(?:\w+-[0-9a-f]{7}-)?[0-9a-f]{7}")
@@ -54,14 +58,31 @@ FAILED_TARGET_RETENTION = timedelta(days=7)
 
 
 def discard_target(invocation: DbtCliInvocation) -> None:
-    """Remove a successful invocation's own target folder.
+    """Keep a successful invocation's partial parse, then remove its own target folder.
 
-    Each folder holds a manifest, compiled SQL and logs (about 4 MB): a nightly schedule
-    would otherwise fill the disk. A failed invocation's folder is left for debugging.
+    dagster-dbt starts each invocation from a copy of ``target/partial_parse.msgpack``; the
+    one the invocation saved describes this warehouse's profile, so the next invocation
+    parses nothing again (dbt checks the file against the project, profile, vars and
+    environment itself and parses afresh when anything differs). Each folder holds a
+    manifest, compiled SQL and logs (about 4 MB): a nightly schedule would otherwise fill the
+    disk. A failed invocation's folder is left for debugging.
     """
     target = invocation.target_path.resolve()
     if invocation.is_successful() and target.parent == DBT_TARGET_ROOT.resolve():
+        _keep_partial_parse(target / PARTIAL_PARSE_FILE)
         shutil.rmtree(target, ignore_errors=True)
+
+
+def _keep_partial_parse(saved: Path) -> None:
+    if not saved.is_file():
+        return
+    # Another process may be reading the shared file: write aside, then rename over it.
+    aside = DBT_TARGET_ROOT / f".{PARTIAL_PARSE_FILE}.{uuid.uuid4().hex}"
+    try:
+        shutil.copyfile(saved, aside)
+        os.replace(aside, DBT_TARGET_ROOT / PARTIAL_PARSE_FILE)
+    except OSError:
+        aside.unlink(missing_ok=True)
 
 
 def prune_stale_targets(root: Path = DBT_TARGET_ROOT, now: float | None = None) -> list[str]:
@@ -144,7 +165,7 @@ _BACKTEST_FACTS = [
 )
 def dbt_models(
     context: dg.AssetExecutionContext,
-    dbt: DbtCliResource,
+    dbt: IcpDbtCliResource,
     warehouse: WarehouseResource,
     landing: LandingZoneResource,
     scoring_config: ScoringConfigResource,
@@ -177,8 +198,7 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
         if position < len(dates) - 1:
             context.log.info(f"building the models as of {as_of} ({position + 1}/{len(dates)})")
             _build(dbt, [], as_of, warehouse)
-    dbt_vars = {"as_of_date": dates[-1].isoformat(), "warehouse_path": warehouse.path}
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+    invocation = dbt.cli_as_of(["build"], dates[-1], warehouse.path, context=context)
     yield from invocation.stream()
     _BUILT_UNIT_TESTS[context.run_id] = unit_test_results(
         invocation.get_artifact("run_results.json")
@@ -186,11 +206,10 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
     discard_target(invocation)
 
 
-def _build(dbt: DbtCliResource, args: list[str], as_of: date, warehouse: WarehouseResource):
+def _build(dbt: IcpDbtCliResource, args: list[str], as_of: date, warehouse: WarehouseResource):
     """``dbt build`` as of ``as_of`` without reporting to Dagster; raises on any failure."""
-    dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}
-    invocation = dbt.cli(
-        ["build", *args, "--vars", json.dumps(dbt_vars)], manifest=DBT_PROJECT.manifest_path
+    invocation = dbt.cli_as_of(
+        ["build", *args], as_of, warehouse.path, manifest=DBT_PROJECT.manifest_path
     ).wait()
     discard_target(invocation)
 
@@ -258,7 +277,7 @@ def unit_test_check_results(
     specs=[spec for spec, _ in _UNIT_TESTS.values()], can_subset=True, name="dbt_unit_tests"
 )
 def dbt_unit_tests(
-    context: dg.AssetCheckExecutionContext, dbt: DbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext, dbt: IcpDbtCliResource, warehouse: WarehouseResource
 ):
     """Report each dbt unit test as the check of its model: from this run's ``dbt build`` when
     it ran them all, else by running them once with ``dbt test``."""
@@ -268,9 +287,10 @@ def dbt_unit_tests(
         yield from unit_test_check_results(selected, built, run_by="dbt build of this run")
         return
     # Unit tests set their own as_of_date; the run's newest date only satisfies the parser.
-    dbt_vars = {"as_of_date": run_dates(context)[-1].isoformat(), "warehouse_path": warehouse.path}
-    invocation = dbt.cli(
-        ["test", "--select", "test_type:unit", "--vars", json.dumps(dbt_vars)],
+    invocation = dbt.cli_as_of(
+        ["test", "--select", "test_type:unit"],
+        run_dates(context)[-1],
+        warehouse.path,
         manifest=DBT_PROJECT.manifest_path,
         raise_on_error=False,
     ).wait()
