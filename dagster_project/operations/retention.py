@@ -231,6 +231,10 @@ def _delete_run(instance: dg.DagsterInstance, run_id: str, report: PruneReport) 
     shard_dir = event_log_shard_dir(instance)
     shard = shard_dir / f"{run_id}.db" if shard_dir is not None else None
     if shard is not None and shard.is_file() and _is_within(shard, Path(instance.root_directory)):
+        forget_shard = getattr(instance.event_log_storage, "forget_shard", None)
+        if forget_shard is not None:
+            # The pooled storage (operations/event_log.py) may hold the file open.
+            forget_shard(run_id)
         # delete_run empties the run's shard but leaves the file.
         for suffix in ("", "-wal", "-shm"):
             Path(f"{shard}{suffix}").unlink(missing_ok=True)
