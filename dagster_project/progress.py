@@ -154,6 +154,16 @@ def _one_line(text: str) -> str:
     return text
 
 
+def _failure_message(error) -> str:
+    """Why a step failed: a raised ``dg.Failure`` says it; an unexpected error is wrapped by
+    Dagster ("Error occurred while executing op ...") around the error that says it."""
+    if error is None:
+        return ""
+    while error.cls_name == "DagsterExecutionStepExecutionError" and error.cause is not None:
+        error = error.cause
+    return error.message.strip()
+
+
 def _innermost_message(error) -> str:
     """The error behind a retry: Dagster wraps it in RetryRequestedFromPolicy."""
     if error is None:
@@ -240,8 +250,7 @@ class RunProgress:
             step.status, step.ended_at = "succeeded", at
             return "succeeded"
         if event_type == dg.DagsterEventType.STEP_FAILURE:
-            error = event.step_failure_data.error
-            message = error.message.strip() if error else ""
+            message = _failure_message(event.step_failure_data.error)
             if step.status == "retrying" or step.tries > 1:
                 # "Exceeded max_retries" says nothing of the cause: the last try's error does.
                 message = f"{message}; last error: {step.reason}"
@@ -333,13 +342,13 @@ class PlainProgress(RunProgress):
 
     def run_changed(self, at: float) -> None:
         """Write the run's first line, and its total at the end."""
-        name = f"run {(self.run_id or '')[:8]}"
         if self.run_status == "running":
-            self._write(at, name, f"started ({len(self.steps)} steps)")
+            run = (self.run_id or "")[:8]
+            self._write(at, "run", f"started: run {run}, {len(self.steps)} steps")
             return
         counts = ", ".join(f"{count} {status}" for status, count in self.counts_by_status().items())
         total = _seconds(at - (self.run_started_at or at))
-        self._write(at, name, f"{self.run_status} in {total} ({counts})")
+        self._write(at, "run", f"{self.run_status} in {total} ({counts})")
 
 
 _STATUS_STYLE = {
@@ -405,9 +414,7 @@ class LiveProgress(RunProgress):
                 if step.planned.kind == "check" and step.status != "failed":
                     continue
                 status = "not run" if ended and step.status == "waiting" else step.status
-                detail = step.counts()
-                if step.reason:
-                    detail = f"{detail}: {step.reason}" if detail else step.reason
+                detail = self._detail(step)
                 table.add_row(
                     step.planned.label,
                     self._status_cell(status),
@@ -424,6 +431,14 @@ class LiveProgress(RunProgress):
             footer = Text(f"run {(self.run_id or '')[:8]}  {self.run_status}  {total}")
         return Group(table, footer)
 
+    @staticmethod
+    def _detail(step: StepState) -> str:
+        reason = step.reason
+        if reason and step.status in ("running", "succeeded"):
+            # The reason of an earlier try: the step is on (or passed) a later one.
+            reason = f"try {step.tries}, retried after: {reason}"
+        return "; ".join(part for part in (step.counts(), reason) if part)
+
     def _checks_row(
         self, checks: list[StepState], ended: bool, now: float
     ) -> tuple[str, Spinner | Text, str, str]:
@@ -436,7 +451,11 @@ class LiveProgress(RunProgress):
         else:
             status = "not run" if ended else "waiting"
         failed = sum(step.status == "failed" for step in checks)
-        detail = f"{len(done)}/{len(checks)} done" + (f", {failed} failed" if failed else "")
+        warned = sum(len(step.checks_warned) for step in checks)
+        detail = f"{len(done)}/{len(checks)} done"
+        detail += (f", {failed} failed" if failed else "") + (
+            f", {warned} warned" if warned else ""
+        )
         elapsed = sum(step.elapsed(now) or 0.0 for step in checks)
         return (
             f"checks ({len(checks)} steps)",
