@@ -34,6 +34,8 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from dagster_project.run import retry_cause
+
 __all__ = [
     "PROGRESS_MODES",
     "LiveProgress",
@@ -164,15 +166,6 @@ def _failure_message(error) -> str:
     return error.message.strip()
 
 
-def _innermost_message(error) -> str:
-    """The error behind a retry: Dagster wraps it in RetryRequestedFromPolicy."""
-    if error is None:
-        return ""
-    while error.cause is not None:
-        error = error.cause
-    return error.message
-
-
 class RunProgress:
     """The steps of one run and where each one is, fed by the run's Dagster events.
 
@@ -186,6 +179,8 @@ class RunProgress:
         self.run_status = "waiting"
         self.run_started_at: float | None = None
         self.run_ended_at: float | None = None
+        #: The error that stopped the display, if one did.
+        self.stopped_by: Exception | None = None
         # The live display renders from its own refresh thread while events arrive.
         self._lock = threading.RLock()
 
@@ -198,7 +193,21 @@ class RunProgress:
         instance.add_event_listener(run_id, self.handle)
 
     def handle(self, entry: dg.EventLogEntry) -> None:
-        """Take one event of the run (the listener Dagster calls)."""
+        """Take one event of the run (the listener Dagster calls).
+
+        Never raises: the listener runs inside Dagster's event handling, where an error would
+        fail the step. A display that breaks (stdout closed, a bug) stops, and says so once on
+        stderr; the run goes on as it would without it.
+        """
+        if self.stopped_by is not None:
+            return
+        try:
+            self._handle(entry)
+        except Exception as error:  # any error: see the docstring
+            self.stopped_by = error
+            sys.__stderr__.write(f"progress display stopped: {error!r}\n")
+
+    def _handle(self, entry: dg.EventLogEntry) -> None:
         event = entry.dagster_event
         if event is None:
             return
@@ -258,7 +267,7 @@ class RunProgress:
             return "failed"
         if event_type == dg.DagsterEventType.STEP_UP_FOR_RETRY:
             step.status, step.ended_at = "retrying", at
-            step.reason = _one_line(_innermost_message(event.step_retry_data.error))
+            step.reason = _one_line(retry_cause(event.step_retry_data.error))
             return "up for retry"
         if event_type == dg.DagsterEventType.STEP_SKIPPED:
             step.status = "skipped"
@@ -404,9 +413,12 @@ class LiveProgress(RunProgress):
             return Spinner("dots", text=Text("running", style="yellow"), style="yellow")
         return Text(status, style=_STATUS_STYLE.get(status, ""))
 
-    def __rich__(self) -> Group:
+    def __rich__(self) -> Group | Text:
         now = time.time()
         with self._lock:
+            if not self.steps:
+                # Not attached: the run did not start (a bad date, no landing zone).
+                return Text("")
             ended = self.run_ended_at is not None
             table = Table("step", "status", "time", "progress", box=None, pad_edge=False)
             checks = [step for step in self.steps.values() if step.planned.kind == "check"]

@@ -180,3 +180,17 @@ def test_auto_is_plain_when_stdout_is_not_a_terminal():
     with pytest.raises(ValueError, match="progress must be one of"):
         with progress_display("loud", io.StringIO()):
             pass
+
+
+class _ClosedStdout(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError("stdout closed")
+
+
+def test_a_display_that_breaks_stops_and_leaves_the_run_alone():
+    progress = PlainProgress(_ClosedStdout())
+    result = _follow(progress)
+    # The same steps run and end as without a display: only opportunities fails.
+    failed = {event.step_key for event in result.all_events if event.is_step_failure}
+    assert failed == {"raw__crm__opportunities"}
+    assert isinstance(progress.stopped_by, BrokenPipeError)
