@@ -171,21 +171,20 @@ def _run_and_report(
         else str(settings.as_of_date or "the newest export date")
     )
     doing = f"Materializing ingest, dbt models and tests, scoring, checks for {what}"
-    # The display takes stdout now: the run redirects it to keep dbt's log for the report.
-    with progress_display(progress.value, sys.stdout) as display:
-        if display is None:
-            status = console.status(f"{doing} ...")
-        else:
-            console.print(f"{doing}:", markup=False, soft_wrap=True)
-            status = nullcontext()
-        try:
-            with status:
-                summary = run_pipeline(
-                    settings, instance=instance, date_range=date_range, progress=display
-                )
-        except ValueError as error:
-            console.print(f"[bold red]{error}[/]")
-            raise typer.Exit(code=2) from None
+    if progress is Progress.none:
+        status = console.status(f"{doing} ...")
+    else:
+        console.print(f"{doing}:", markup=False, soft_wrap=True)
+        status = nullcontext()
+    try:
+        # The display takes stdout now: the run redirects it to keep dbt's log for the report.
+        with progress_display(progress.value, sys.stdout) as display, status:
+            summary = run_pipeline(
+                settings, instance=instance, date_range=date_range, progress=display
+            )
+    except ValueError as error:
+        console.print(f"[bold red]{error}[/]")
+        raise typer.Exit(code=2) from None
     if not summary.success:
         console.print(f"[bold red]Run {summary.run_id} failed.[/]")
         for failure in summary.failures:

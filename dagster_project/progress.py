@@ -470,7 +470,7 @@ class LiveProgress(RunProgress):
         )
         elapsed = sum(step.elapsed(now) or 0.0 for step in checks)
         return (
-            f"checks ({len(checks)} steps)",
+            f"checks ({len(checks)} step{'' if len(checks) == 1 else 's'})",
             self._status_cell(status),
             _seconds(elapsed) if done or running else "",
             detail,

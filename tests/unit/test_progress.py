@@ -168,7 +168,7 @@ def test_the_live_table_renders_every_state_on_a_terminal():
     assert re.search(r"succeeded .*try 2, retried after: OSError", rows["score scores"])
     assert "skipped" in rows["score nps_summary"]
     assert "not run" in rows["publish marts"]
-    assert re.search(r"1/1 done, 1 warned", rows["checks (1 steps)"])
+    assert re.search(r"1/1 done, 1 warned", rows["checks (1 step)"])
     assert re.search(r"run [0-9a-f]{8}  failed  \d+\.\d s", last_frame)
 
 
