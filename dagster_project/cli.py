@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from contextlib import nullcontext
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -40,6 +42,29 @@ AsOfOption = Annotated[
 ScoringConfigOption = Annotated[
     Path,
     typer.Option("--scoring-config", envvar="ICP_SCORING_CONFIG", help="Scoring config file."),
+]
+
+
+class Progress(StrEnum):
+    """How a run shows its steps while it executes (see dagster_project.progress)."""
+
+    auto = "auto"
+    live = "live"
+    plain = "plain"
+    none = "none"
+
+
+ProgressOption = Annotated[
+    Progress,
+    typer.Option(
+        "--progress",
+        envvar="ICP_PROGRESS",
+        case_sensitive=False,
+        help=(
+            "Step progress while the run executes: live (a table, refreshed in place), plain "
+            "(one line per step event, for logs), none; auto: live on a terminal, else plain."
+        ),
+    ),
 ]
 
 
@@ -121,8 +146,15 @@ def _alert(instance, summary) -> None:
         console.print(f"alert: not delivered: {error}", style="bold red", markup=False)
 
 
-def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = None) -> None:
+def _run_and_report(
+    settings: Settings,
+    date_range: tuple[date, date] | None = None,
+    progress: Progress = Progress.auto,
+) -> None:
+    import sys
+
     from dagster_project.operations.liveness import close_dead_runs
+    from dagster_project.progress import progress_display
     from dagster_project.publish import published_dir_for
     from dagster_project.run import dagster_instance, run_pipeline
 
@@ -138,14 +170,21 @@ def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = N
         if date_range
         else str(settings.as_of_date or "the newest export date")
     )
-    with console.status(
-        f"Materializing ingest, dbt models and tests, scoring, checks for {what} ..."
-    ):
-        try:
-            summary = run_pipeline(settings, instance=instance, date_range=date_range)
-        except ValueError as error:
-            console.print(f"[bold red]{error}[/]")
-            raise typer.Exit(code=2) from None
+    doing = f"Materializing ingest, dbt models and tests, scoring, checks for {what}"
+    if progress is Progress.none:
+        status = console.status(f"{doing} ...")
+    else:
+        console.print(f"{doing}:", markup=False, soft_wrap=True)
+        status = nullcontext()
+    try:
+        # The display takes stdout now: the run redirects it to keep dbt's log for the report.
+        with progress_display(progress.value, sys.stdout) as display, status:
+            summary = run_pipeline(
+                settings, instance=instance, date_range=date_range, progress=display
+            )
+    except ValueError as error:
+        console.print(f"[bold red]{error}[/]")
+        raise typer.Exit(code=2) from None
     if not summary.success:
         console.print(f"[bold red]Run {summary.run_id} failed.[/]")
         for failure in summary.failures:
@@ -193,9 +232,10 @@ def run(
     warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
     as_of: AsOfOption = None,
     scoring_config: ScoringConfigOption = _DEFAULTS.scoring_config_path,
+    progress: ProgressOption = Progress.auto,
 ) -> None:
     """Ingest the landing zone, build the marts, score every account and publish (via Dagster)."""
-    _run_and_report(_settings(landing, warehouse, as_of, scoring_config))
+    _run_and_report(_settings(landing, warehouse, as_of, scoring_config), progress=progress)
 
 
 @app.command()
@@ -211,6 +251,7 @@ def backfill(
     landing: LandingOption = _DEFAULTS.landing_dir,
     warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
     scoring_config: ScoringConfigOption = _DEFAULTS.scoring_config_path,
+    progress: ProgressOption = Progress.auto,
 ) -> None:
     """Score every as-of date from --from to --to, each point in time, in one Dagster run.
 
@@ -221,6 +262,7 @@ def backfill(
     _run_and_report(
         _settings(landing, warehouse, None, scoring_config),
         date_range=(date_from.date(), date_to.date()),
+        progress=progress,
     )
 
 
@@ -231,6 +273,7 @@ def demo(
     landing: LandingOption = _DEFAULTS.landing_dir,
     warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
     scoring_config: ScoringConfigOption = _DEFAULTS.scoring_config_path,
+    progress: ProgressOption = Progress.auto,
 ) -> None:
     """Generate sample data (replacing LANDING) and run the whole pipeline on it."""
     import shutil
@@ -248,7 +291,7 @@ def demo(
         history_months=8,
         file_format="csv",
     )
-    _run_and_report(_settings(landing, warehouse, None, scoring_config))
+    _run_and_report(_settings(landing, warehouse, None, scoring_config), progress=progress)
 
 
 @app.command()

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import io
 import os
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from dagster_project.settings import PROJECT_ROOT, Settings
+
+if TYPE_CHECKING:
+    from dagster_project.progress import RunProgress
 
 __all__ = [
     "RunSummary",
@@ -143,12 +148,16 @@ def run_pipeline(
     instance: dg.DagsterInstance | None = None,
     quiet: bool = True,
     date_range: tuple[date, date] | None = None,
+    progress: RunProgress | None = None,
 ) -> RunSummary:
     """Materialize every asset and run every check, in process, one step at a time.
 
     One as-of date partition (``settings.as_of_date``, else the newest export date), or with
     ``date_range`` every date from the first to the last inclusive in one run: what a Dagster
     backfill of that range launches under the single-run backfill policy.
+
+    ``progress`` follows the run's events as they happen (see ``dagster_project.progress``);
+    it only watches: what runs and what is published do not change.
     """
     from dagster_project.defs import build_definitions
     from dagster_project.defs.jobs import FULL_RUN_JOB
@@ -174,10 +183,16 @@ def run_pipeline(
             }
         )
     # dagster-dbt streams dbt's own log to stdout; quiet runs keep it for the failure report.
+    instance = instance or dg.DagsterInstance.ephemeral()
+    # The run id is chosen here so that progress can listen before the run's first event.
+    run_id = str(uuid.uuid4())
+    if progress is not None:
+        progress.attach(instance, run_id, job)
     captured = io.StringIO()
     with redirect_stdout(captured) if quiet else _no_redirect():
         result = job.execute_in_process(
-            instance=instance or dg.DagsterInstance.ephemeral(),
+            instance=instance,
+            run_id=run_id,
             raise_on_error=False,
             run_config=run_config,
             **partition,

@@ -4,6 +4,7 @@ evaluates them (``build_run_status_sensor_context``), posted to a loopback webho
 from __future__ import annotations
 
 import csv
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -244,6 +245,15 @@ def test_icp_run_delivers_the_alert_and_the_daemon_does_not_send_it_again(
         ["run", "--landing", str(settings.landing_dir), "--warehouse", str(tmp_path / "w.duckdb")],
     )
     assert result.exit_code == 1, result.output
+    # Its progress, one line per step (stdout is not a terminal): the broken step failed, with
+    # the file and column; the run's last line says how it ended.
+    assert re.search(
+        rf"^\d\d:\d\d:\d\d  {BROKEN_STEP} +failed after \d+\.\d s: .*{newest}/{BROKEN_FILE}"
+        r".*required column\(s\) stage missing",
+        result.output,
+        re.MULTILINE,
+    ), result.output
+    assert re.search(r"^\d\d:\d\d:\d\d  run +failed in \d+\.\d s \(.*1 failed", result.output, re.M)
     log = home / "alerts.log"
     assert f"alert: logged to {log}; posted to webhook 127.0.0.1 (json, HTTP 200)" in (
         result.output

@@ -12,6 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dagster_project.cli import app
+from dagster_project.defs import build_definitions
+from dagster_project.defs.jobs import FULL_RUN_JOB
+from dagster_project.progress import planned_steps
 from dagster_project.run import run_pipeline
 from tests.conftest import settings_for
 
@@ -154,12 +157,65 @@ def test_explain_lists_factors_that_add_up_to_the_score(pipeline_run):
     assert re.search(rf"total\s*│\s*{re.escape(str(fit_score))}", result.output)
 
 
-def test_same_input_twice_gives_the_same_scores(pipeline_run, tmp_path):
+@pytest.fixture(scope="module")
+def cli_run_again(pipeline_run, tmp_path_factory):
+    """``icp run`` on the session's landing zone again, into a new warehouse, through the CLI
+    as cron runs it: stdout is not a terminal (CliRunner's), so progress is one line per step."""
     settings, _ = pipeline_run
-    again = settings_for(settings.landing_dir, tmp_path / "again.duckdb")
-    assert run_pipeline(again).success
+    root = tmp_path_factory.mktemp("cli_run_again")
+    again = settings_for(settings.landing_dir, root / "again.duckdb")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DAGSTER_HOME", str(root / "dagster_home"))
+        env.delenv("ICP_PROGRESS", raising=False)
+        result = CliRunner().invoke(
+            app,
+            ["run", "--landing", str(again.landing_dir), "--warehouse", str(again.warehouse_path)],
+        )
+    assert result.exit_code == 0, result.output
+    return again, result.output
+
+
+def test_same_input_twice_gives_the_same_scores(pipeline_run, cli_run_again):
+    settings, _ = pipeline_run
+    again, _ = cli_run_again
     query = "SELECT * EXCLUDE (scored_at) FROM marts.account_fit_scores ORDER BY account_id"
     assert _read(settings, query) == _read(again, query)
+
+
+PROGRESS_LINE = re.compile(r"^(\d\d:\d\d:\d\d)  (\S+) +(.*)$")
+
+
+def test_icp_run_in_a_log_shows_every_step_started_then_succeeded(cli_run_again):
+    again, output = cli_run_again
+    job = build_definitions(again).resolve_job_def(FULL_RUN_JOB)
+    step_keys = {step.key for step in planned_steps(job)}
+    assert "\r" not in output and "\x1b" not in output, "a log gets no control characters"
+    events: dict[str, list[str]] = {}
+    order = []
+    for line in output.splitlines():
+        match = PROGRESS_LINE.match(line)
+        if match and (match[2] in step_keys or match[2] == "run"):
+            events.setdefault(match[2], []).append(match[3])
+            order.append(match[2])
+    assert set(events) == step_keys | {"run"}
+    for key in step_keys:
+        started, succeeded = events[key]
+        assert started == "started", key
+        seconds = re.match(r"succeeded in (\d+\.\d) s", succeeded)
+        assert seconds, (key, succeeded)
+        assert 0 <= float(seconds[1]) < 3600
+    # dbt's step counts its models and tests.
+    assert re.search(r"\((\d+)/\1 models, (\d+)/\2 tests\)", events["dbt_models"][1])
+    assert order[0] == order[-1] == "run"
+    assert re.fullmatch(
+        rf"succeeded in \d+\.\d s \({len(step_keys)} succeeded\)", events["run"][-1]
+    )
+    # Ingest before dbt before scoring before publish, as the steps ran.
+    assert order.index("raw__crm__accounts") < order.index("dbt_models")
+    assert order.index("dbt_models") < order.index("account_fit_scores")
+    assert order.index("account_fit_scores") < order.index("published__marts")
+    # The summary table comes after, as before.
+    assert output.index("icp-pipeline run") > output.rindex("  run  ")
 
 
 def test_missing_required_column_fails_the_run_naming_file_and_column(sample_landing, tmp_path):
