@@ -71,6 +71,7 @@ _DOCS_VERSION_PREFIX = ".quality-"
 _DOCS_LINK_PREFIX = ".quality-link-"
 _SCHEMA_SAMPLE_ROWS = 1_000
 _EXAMPLES = 5
+_INDEX = "icp_suite_index"
 
 _SCHEMA_TYPES = frozenset(
     {
@@ -363,21 +364,24 @@ def _chunks(
         query += f" LIMIT {int(limit)}"
     import pyarrow as pa
 
-    # DuckDB 2.0: to_arrow_reader (1.x: fetch_record_batch) streams Arrow batches; they may
+    # to_arrow_reader streams Arrow batches (no full result in memory); they may
     # be smaller than asked, so they are gathered into chunks of up to chunk_rows rows.
-    reader = con.execute(query).to_arrow_reader(chunk_rows)
-    pending: list[pa.RecordBatch] = []
-    pending_rows = 0
-    emitted = False
-    for batch in reader:
-        pending.append(batch)
-        pending_rows += batch.num_rows
-        if pending_rows >= chunk_rows:
-            emitted = True
-            yield pa.Table.from_batches(pending).to_pandas()
-            pending, pending_rows = [], 0
-    if pending or not emitted:
-        yield pa.Table.from_batches(pending, schema=reader.schema).to_pandas()
+    # A cursor of its own: DuckDB 2.0 refuses new work on a connection whose last execute()
+    # result is unfinished, and a relation's reader avoids the extra copy of a DB-API one.
+    with con.cursor() as cursor:
+        reader = cursor.sql(query).to_arrow_reader(chunk_rows)
+        pending: list[pa.RecordBatch] = []
+        pending_rows = 0
+        emitted = False
+        for batch in reader:
+            pending.append(batch)
+            pending_rows += batch.num_rows
+            if pending_rows >= chunk_rows:
+                emitted = True
+                yield pa.Table.from_batches(pending).to_pandas()
+                pending, pending_rows = [], 0
+        if pending or not emitted:
+            yield pa.Table.from_batches(pending, schema=reader.schema).to_pandas()
 
 
 def _referenced_columns(
@@ -448,20 +452,29 @@ def _validate_table(
     )
     result_format = {"result_format": "SUMMARY", "partial_unexpected_count": _EXAMPLES}
 
-    def run(indices: list[int], frame: pd.DataFrame) -> list[Any]:
+    def run(indices: list[int], frame: pd.DataFrame) -> list[tuple[int, Any]]:
+        # GE does not return results in the suite's order: each expectation carries its index.
         part = ExpectationSuite(
-            name=f"{document['name']}__part", expectations=[expectations[i] for i in indices]
+            name=f"{document['name']}__part",
+            expectations=[
+                {**expectations[i], "meta": {**expectations[i].get("meta", {}), _INDEX: i}}
+                for i in indices
+            ],
         )
         batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        return batch.validate(
+        results = batch.validate(
             part, expectation_parameters=dict(parameters), result_format=result_format
         ).results
+        indexed = [(int(r.expectation_config.meta[_INDEX]), r) for r in results]
+        if sorted(i for i, _ in indexed) != sorted(indices):
+            raise RuntimeError(f"{table}: Great Expectations returned an unexpected result set")
+        return indexed
 
     merged: dict[int, _Merged] = {i: _Merged() for i in range(len(expectations))}
     chunks = 0
     if schema_only:
         for frame in _chunks(con, folder, list(types), types, _SCHEMA_SAMPLE_ROWS, limit=1):
-            for i, result in zip(schema_only, run(schema_only, frame), strict=True):
+            for i, result in run(schema_only, frame):
                 merged[i].add(result)
     if in_chunks:
         columns = _referenced_columns([expectations[i] for i in in_chunks], list(types))
@@ -470,7 +483,7 @@ def _validate_table(
         # expectations on it as failed (missing column), as on any batch.
         for frame in _chunks(con, folder, present, types, chunk_rows):
             chunks += 1
-            for i, result in zip(in_chunks, run(in_chunks, frame), strict=True):
+            for i, result in run(in_chunks, frame):
                 merged[i].add(result)
     for i in by_duckdb:
         merged[i].set_duckdb(_whole_table_outcome(con, folder, expectations[i], rows))
