@@ -29,6 +29,7 @@ and sends no analytics.
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import shutil
@@ -696,9 +697,30 @@ def _write_data_docs(
     context.build_data_docs(site_names=["published_quality"])
     if not (build / "index.html").is_file():
         raise RuntimeError(f"Great Expectations wrote no index.html in {build}")
+    _add_plain_links(build, version, suite_results)
     _swap_symlink(docs, build.name)
     _prune_docs(parent, keep={build.name, _previous_target(parent, build.name)})
     return docs / "index.html"
+
+
+def _add_plain_links(build: Path, version: str, suite_results: Sequence[tuple[str, Any]]) -> None:
+    """Put plain links to each table's page at the top of index.html: GE draws its own list
+    with scripts from public CDNs, which a reader offline does not get."""
+    items = []
+    for table, result in suite_results:
+        pages = sorted((build / "validations" / result.suite_name).rglob("*.html"))
+        verdict = "passed" if result.success else "FAILED"
+        for page in pages:
+            href = html.escape(page.relative_to(build).as_posix(), quote=True)
+            items.append(f'<li><a href="{href}">{html.escape(table)}</a>: {verdict}</li>')
+    section = (
+        '<section id="icp-validations" style="margin:1em">'
+        f"<h2>Published version {html.escape(version)}</h2><ul>{''.join(items)}</ul></section>"
+    )
+    index = build / "index.html"
+    page = index.read_text(encoding="utf-8")
+    at = page.find(">", page.find("<body")) + 1
+    index.write_text(page[:at] + section + page[at:], encoding="utf-8")
 
 
 def _swap_symlink(link: Path, target_name: str) -> None:
