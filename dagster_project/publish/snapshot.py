@@ -31,7 +31,7 @@ import re
 import shutil
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -49,6 +49,7 @@ __all__ = [
     "PUBLISHED_TABLES",
     "PublishError",
     "PublishResult",
+    "VersionValidator",
     "contact_pii_columns",
     "current_parquet_version",
     "missing_tables",
@@ -95,6 +96,12 @@ _PERSON_QUALIFIERS = {
 
 class PublishError(RuntimeError):
     """The new version failed a check (or could not be built); nothing was published."""
+
+
+VersionValidator = Callable[[Path, str, date], None]
+"""Called with the new Parquet version folder (not yet visible), its version id and its
+as-of date, after the built-in checks passed and before anything is swapped in; raising
+:class:`PublishError` publishes nothing (e.g. the Great Expectations suites)."""
 
 
 @dataclass
@@ -345,13 +352,15 @@ def publish_marts(
     *,
     keep_versions: int = DEFAULT_KEEP_VERSIONS,
     tables: Sequence[str] = PUBLISHED_TABLES,
+    validate: VersionValidator | None = None,
 ) -> PublishResult:
     """Copy ``marts.<table>`` of the warehouse ``con`` (a read-write connection to it) to a new
     published version and swap it in atomically; raises :class:`PublishError` (publishing
     nothing) when the new version fails a check.
 
     Every published table keeps its ``as_of_date`` column (the Parquet partition key); the
-    published copy is the warehouse's marts as they stand, every date included.
+    published copy is the warehouse's marts as they stand, every date included. ``validate``
+    runs on the finished Parquet version before the swap (see :data:`VersionValidator`).
     """
     if keep_versions < 1:
         raise ValueError("keep_versions must be at least 1")
@@ -418,6 +427,12 @@ def publish_marts(
             problems = parquet_problems(con, tmp_version, alias, tables)
             if problems:
                 raise PublishError("not published: " + "; ".join(problems))
+            if validate is not None:
+                validate(
+                    tmp_version,
+                    version,
+                    date.fromisoformat(str(facts.get("as_of_date") or current_as_of)),
+                )
 
             published_at = datetime.now(UTC).replace(tzinfo=None)
             info = {

@@ -1,12 +1,15 @@
 """The published copy of the marts (DuckDB file + Parquet) and the blocking checks on it.
 
 The work is in :mod:`dagster_project.publish`: it builds the new version aside, checks it and
-swaps it in atomically, so a check that fails there publishes nothing. The asset checks below
-verify, after the swap, what readers now see.
+swaps it in atomically, so a check that fails there publishes nothing. The Great Expectations
+suites (``schemas/expectations/``) run inside that publish, on the new Parquet version before
+the swap, and are reported as the blocking check ``published_tables_meet_expectations`` of the
+asset itself. The asset checks below verify, after the swap, what readers now see.
 """
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +22,7 @@ from dagster_project.defs.partitions import (
     data_error,
     retry_only_if_transient,
 )
-from dagster_project.defs.resources import WarehouseResource
+from dagster_project.defs.resources import ScoringConfigResource, WarehouseResource
 from dagster_project.defs.scoring.assets import (
     ACCOUNT_METRICS,
     DIM_ACCOUNTS,
@@ -36,6 +39,7 @@ from dagster_project.publish import (
     publish_marts,
     published_dir_for,
 )
+from dagster_project.publish.quality import QUALITY_DOCS_DIR, QualityReport
 from dagster_project.publish.snapshot import (
     missing_tables,
     parquet_problems,
@@ -44,9 +48,15 @@ from dagster_project.publish.snapshot import (
 )
 from dagster_project.sql import string_literal
 
-__all__ = ["PUBLISHED_MARTS", "published_marts", "published_marts_checks"]
+__all__ = [
+    "EXPECTATIONS_CHECK",
+    "PUBLISHED_MARTS",
+    "published_marts",
+    "published_marts_checks",
+]
 
 PUBLISHED_MARTS = dg.AssetKey(["published", "marts"])
+EXPECTATIONS_CHECK = "published_tables_meet_expectations"
 SEGMENT_COHORTS = dg.AssetKey(["marts", "fct_segment_cohorts"])
 _PUBLISHED = "published"
 
@@ -67,6 +77,19 @@ _PUBLISHED = "published"
     partitions_def=AS_OF_PARTITIONS,
     backfill_policy=SINGLE_RUN,
     retry_policy=TRANSIENT_RETRY,
+    check_specs=[
+        dg.AssetCheckSpec(
+            EXPECTATIONS_CHECK,
+            asset=PUBLISHED_MARTS,
+            blocking=True,
+            description=(
+                "Great Expectations suites of account_fit_scores, fct_account_metrics and "
+                "icp_profile (schemas/expectations/) on the new Parquet version, before it is "
+                "swapped in: a failed expectation publishes nothing and fails the run. Data "
+                "Docs: <published>/report/quality/index.html."
+            ),
+        )
+    ],
     description=(
         "The marts for readers: <warehouse dir>/published/icp_marts.duckdb (open read-only) and "
         "published/parquet/current/<table>/as_of_date=YYYY-MM-DD/*.parquet, each replaced "
@@ -75,22 +98,51 @@ _PUBLISHED = "published"
     ),
 )
 def published_marts(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    scoring_config: ScoringConfigResource,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     from dagster_project.operations.retention import RetentionSettings
 
     published_dir = published_dir_for(warehouse.path)
     keep_versions = RetentionSettings.from_env().keep_published_versions
+    routes = scoring_config.load().routes
+    reports: list[QualityReport] = []
+
+    def meet_expectations(version_dir: Path, version: str, as_of_date: date) -> None:
+        # Imported here: it imports Great Expectations only when it runs (seconds).
+        from dagster_project.publish.quality import suite_parameters, validate_published_tables
+
+        report = validate_published_tables(
+            version_dir,
+            version=version,
+            parameters=suite_parameters(as_of_date, routes),
+            docs_dir=published_dir / QUALITY_DOCS_DIR,
+        )
+        reports.append(report)
+        context.log.info(
+            f"Great Expectations: {report.to_metadata()['expectations_evaluated']} expectations "
+            f"on {version} in {report.seconds:.2f} s ({report.timings})"
+        )
+        if not report.success:
+            raise PublishError(
+                "not published: failed expectations: " + "; ".join(report.failure_lines()[:10])
+            )
+
     with retry_only_if_transient("publish"), warehouse.connect() as con:
         try:
-            result = publish_marts(con, published_dir, keep_versions=keep_versions)
+            result = publish_marts(
+                con, published_dir, keep_versions=keep_versions, validate=meet_expectations
+            )
         except PublishError as error:
+            if reports:
+                yield _expectations_result(reports[-1])
             raise data_error(str(error)) from error
     context.log.info(
         f"published {result.version} (as of {result.as_of_date}) to {published_dir} "
         f"in {result.seconds:.2f} s"
     )
-    return dg.MaterializeResult(
+    yield dg.MaterializeResult(
         metadata={
             "version": result.version,
             "as_of_date": result.as_of_date.isoformat(),
@@ -100,7 +152,25 @@ def published_marts(
             "publish_seconds": result.seconds,
             "removed": result.removed,
             **{f"rows_{table}": rows for table, rows in result.row_counts.items()},
-        }
+        },
+        check_results=[_expectations_result(reports[-1])],
+    )
+
+
+def _expectations_result(report: QualityReport) -> dg.AssetCheckResult:
+    """The Great Expectations verdict as the check ``published_tables_meet_expectations``."""
+    metadata = report.to_metadata()
+    if report.docs_index is not None:
+        metadata["data_docs"] = dg.MetadataValue.path(str(report.docs_index))
+    else:
+        metadata.pop("data_docs")
+    failures = "; ".join(metadata["failures"])
+    return dg.AssetCheckResult(
+        asset_key=PUBLISHED_MARTS,
+        check_name=EXPECTATIONS_CHECK,
+        passed=report.success,
+        description=None if report.success else f"failed expectations: {failures}"[:2000],
+        metadata=metadata,
     )
 
 
