@@ -8,8 +8,6 @@ far in this run (ingest, dbt tests, scoring, publish; the checks after this step
 it). A report that cannot be built fails this asset with the reason.
 """
 
-from __future__ import annotations
-
 from pathlib import Path
 
 import dagster as dg
