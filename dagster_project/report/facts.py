@@ -316,7 +316,8 @@ def profile_values(sources: ReportSources, as_of: date) -> list[ProfileValue]:
                CASE WHEN share_all > 0 THEN share_best_ci_high / share_all END,
                points::DOUBLE, is_low_sample
         FROM {sources.table("icp_profile")}
-        WHERE as_of_date = $as_of AND is_scored
+        -- A bin without accounts has no lift to show.
+        WHERE as_of_date = $as_of AND is_scored AND share_all > 0 AND lift IS NOT NULL
         ORDER BY points DESC NULLS LAST, lift DESC, attribute, value
         """,
         {"as_of": as_of},

@@ -66,6 +66,10 @@ def percent(share: float | None, digits: int = 0) -> str:
     return f"{share * 100:.{digits}f}%"
 
 
+def _number(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
 def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
@@ -80,16 +84,17 @@ def evidence(validation: dict[str, ValidationRow], overview: RunOverview) -> Evi
         return Evidence(
             VALIDATED,
             f"Validated: out of sample the score tells best customers from the rest "
-            f"(AUC {auc.value:.3f}, above the no-signal bound {auc.threshold:.2f}).",
+            f"(AUC {_number(auc.value)}; the lower end of its 95% interval clears the "
+            f"no-signal bound {_number(auc.threshold, 2)}).",
             [auc.detail],
         )
     if auc is not None and auc.status == NO_SIGNAL:
-        value = f"AUC {auc.value:.3f}" if auc.value is not None else "no AUC"
         return Evidence(
             NO_SIGNAL,
             f"No signal: out of sample the learned score cannot tell best customers from the "
-            f"rest ({value}; a signal needs the lower end of its 95% interval above "
-            f"{auc.threshold:.2f}). The tiers in this report are the configured rules' tiers, "
+            f"rest (AUC {_number(auc.value)}; a signal needs the lower end of its 95% interval "
+            f"above {_number(auc.threshold, 2)}). The tiers in this report are the configured "
+            "rules' tiers, "
             "not a validated ICP: do not read them as one.",
             [
                 auc.detail,

@@ -5,14 +5,21 @@ The work is in :mod:`dagster_project.report` (no Dagster there). This asset runs
 run's asset check evaluations: it reads them from ``context.instance`` with
 ``get_records_for_run(run_id, of_type=ASSET_CHECK_EVALUATION)``, i.e. every check evaluated so
 far in this run (ingest, dbt tests, scoring, publish; the checks after this step are not in
-it). A report that cannot be built fails this asset with the reason.
+it). A report that cannot be built fails this asset with the reason, not retried; I/O
+trouble is retried like the other steps.
 """
 
 from pathlib import Path
 
 import dagster as dg
 
-from dagster_project.defs.partitions import AS_OF_PARTITIONS, SINGLE_RUN, data_error
+from dagster_project.defs.partitions import (
+    AS_OF_PARTITIONS,
+    SINGLE_RUN,
+    TRANSIENT_RETRY,
+    data_error,
+    retry_only_if_transient,
+)
 from dagster_project.defs.publish.assets import PUBLISHED_MARTS
 from dagster_project.defs.resources import WarehouseResource
 from dagster_project.publish import DB_FILE, published_dir_for
@@ -52,6 +59,7 @@ def run_check_outcomes(instance: dg.DagsterInstance, run_id: str) -> list[CheckO
     kinds={"html"},
     partitions_def=AS_OF_PARTITIONS,
     backfill_policy=SINGLE_RUN,
+    retry_policy=TRANSIENT_RETRY,
     description=(
         "The ICP report for people: <published>/report/index.html (static, opens offline), "
         "built from the published marts of the current date: the ICP in words and numbers, "
@@ -64,15 +72,17 @@ def published_report(
 ) -> dg.MaterializeResult:
     published_dir = published_dir_for(warehouse.path)
     checks = run_check_outcomes(context.instance, context.run_id)
-    try:
-        result = build_report(
-            published_dir / DB_FILE,
-            report_dir_for(published_dir),
-            warehouse=Path(warehouse.path),
-            checks=checks,
-        )
-    except ReportError as error:
-        raise data_error(f"ICP report not written: {error}") from error
+    # A bug fails at once naming the step; only I/O trouble is retried.
+    with retry_only_if_transient("ICP report"):
+        try:
+            result = build_report(
+                published_dir / DB_FILE,
+                report_dir_for(published_dir),
+                warehouse=Path(warehouse.path),
+                checks=checks,
+            )
+        except ReportError as error:
+            raise data_error(f"ICP report not written: {error}") from error
     context.log.info(
         f"wrote the ICP report as of {result.as_of_date} to {result.index_path} "
         f"in {result.seconds:.2f} s ({len(result.charts)} charts)"
