@@ -179,6 +179,9 @@ def _run_and_report(settings: Settings, date_range: tuple[date, date] | None = N
     table.add_row("published (read here)", str(published_dir_for(settings.warehouse_path)))
     table.add_row("ICP report (open in a browser)", summary.report_path or "not written")
     console.print(table)
+    if summary.report_path:
+        # Also on its own line: a narrow terminal cuts the table's cell short.
+        console.print(f"Open the ICP report: {summary.report_path}", markup=False, soft_wrap=True)
     _alert(instance, summary)
     console.print(
         "Open the Dagster UI on this run with:\n"
