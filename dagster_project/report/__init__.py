@@ -14,7 +14,6 @@ from dagster_project.report.build import (
     CheckOutcome,
     ReportResult,
     build_report,
-    published_db_for,
     render_report,
     report_dir_for,
 )
@@ -31,7 +30,6 @@ __all__ = [
     "ReportSources",
     "build_report",
     "open_sources",
-    "published_db_for",
     "render_report",
     "report_dir_for",
 ]

@@ -21,7 +21,6 @@ from pathlib import Path
 import jinja2
 import plotly
 
-from dagster_project.publish import DB_FILE
 from dagster_project.report import charts, facts, narrative
 from dagster_project.report.sources import ReportError, ReportSources, open_sources
 
@@ -33,7 +32,6 @@ __all__ = [
     "CheckOutcome",
     "ReportResult",
     "build_report",
-    "published_db_for",
     "render_report",
     "report_dir_for",
 ]
@@ -97,21 +95,22 @@ def _environment() -> jinja2.Environment:
 
 def _cohort_attributes(sources: ReportSources, as_of: date, profile) -> list[str]:
     """The cohort table's attributes whose values' points spread widest (the ICP's axes)."""
-    available = facts.cohort_attributes(sources, as_of)
-    spread: dict[str, float] = {}
+    points_range: dict[str, tuple[float, float]] = {}
     for value in profile:
         # The profile names tech items "tech_stack:<item>"; the cohorts pool them as one.
         attribute = (
             "tech_stack_item" if value.attribute.startswith("tech_stack:") else (value.attribute)
         )
-        low, high = spread.get(attribute + ":low", 0.0), spread.get(attribute + ":high", 0.0)
-        spread[attribute + ":low"] = min(low, value.points or 0.0)
-        spread[attribute + ":high"] = max(high, value.points or 0.0)
-    ranked = sorted(
-        available,
-        key=lambda a: (-(spread.get(a + ":high", 0.0) - spread.get(a + ":low", 0.0)), a),
-    )
-    return ranked[:_COHORT_ATTRIBUTES]
+        low, high = points_range.get(attribute, (0.0, 0.0))
+        points = value.points or 0.0
+        points_range[attribute] = (min(low, points), max(high, points))
+
+    def spread(attribute: str) -> float:
+        low, high = points_range.get(attribute, (0.0, 0.0))
+        return high - low
+
+    available = facts.cohort_attributes(sources, as_of)
+    return sorted(available, key=lambda a: (-spread(a), a))[:_COHORT_ATTRIBUTES]
 
 
 def _context(
@@ -289,8 +288,3 @@ def _write_atomically(out_dir: Path, html: str) -> Path:
         if old.name != script_name:
             old.unlink(missing_ok=True)
     return out_dir / INDEX_FILE
-
-
-def published_db_for(published_dir: Path) -> Path:
-    """``<published>/icp_marts.duckdb``."""
-    return Path(published_dir) / DB_FILE
