@@ -1,4 +1,5 @@
-"""The ``icp`` command: generate sample data, run the pipeline, explain a score."""
+"""The ``icp`` command: generate sample data, run the pipeline, explain a score, write the
+ICP report."""
 
 from __future__ import annotations
 
@@ -215,7 +216,11 @@ def _run_and_report(
         table.add_row("warning", warning)
     table.add_row("warehouse", str(settings.warehouse_path))
     table.add_row("published (read here)", str(published_dir_for(settings.warehouse_path)))
+    table.add_row("ICP report (open in a browser)", summary.report_path or "not written")
     console.print(table)
+    if summary.report_path:
+        # Also on its own line: a narrow terminal cuts the table's cell short.
+        console.print(f"Open the ICP report: {summary.report_path}", markup=False, soft_wrap=True)
     _alert(instance, summary)
     console.print(
         "Open the Dagster UI on this run with:\n"
@@ -368,6 +373,51 @@ def explain(
     ):
         if reasons:
             console.print(f"{label}: " + ", ".join(reasons))
+
+
+@app.command()
+def report(
+    warehouse: WarehouseOption = _DEFAULTS.warehouse_path,
+    as_of: Annotated[
+        datetime | None,
+        typer.Option(
+            "--as-of",
+            formats=["%Y-%m-%d"],
+            help="A scored date of the score history (YYYY-MM-DD); default: the current "
+            "published date.",
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder to write index.html into; default: <published>/report."),
+    ] = None,
+) -> None:
+    """Write the ICP report (static index.html, opens offline) from the published marts.
+
+    Reads <published>/icp_marts.duckdb of WAREHOUSE ($ICP_PUBLISHED_DIR, else published/ next
+    to it), and the warehouse's quarantine when the file can be opened read-only.
+    """
+    from dagster_project.publish import DB_FILE, published_dir_for
+    from dagster_project.report import ReportError, build_report, report_dir_for
+
+    published_dir = published_dir_for(warehouse)
+    out_dir = out or report_dir_for(published_dir)
+    try:
+        result = build_report(
+            published_dir / DB_FILE,
+            out_dir,
+            warehouse=warehouse.resolve(),
+            as_of=as_of.date() if as_of else None,
+        )
+    except ReportError as error:
+        console.print(f"report not written: {error}", style="bold red", markup=False)
+        raise typer.Exit(code=2) from None
+    console.print(
+        f"ICP report as of {result.as_of_date} ({len(result.charts)} charts, evidence: "
+        f"{result.evidence}) written in {result.seconds:.1f} s: {result.index_path}",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

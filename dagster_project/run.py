@@ -58,6 +58,8 @@ class RunSummary:
     #: Each failed check with its reason and a few failing values, for the person reading.
     check_failure_details: list[str] = field(default_factory=list)
     output: str = ""
+    #: The ICP report the run wrote (``<published>/report/index.html``), if it wrote one.
+    report_path: str = ""
 
 
 def dagster_instance(home: Path | None = None) -> dg.DagsterInstance:
@@ -162,6 +164,7 @@ def run_pipeline(
     from dagster_project.defs import build_definitions
     from dagster_project.defs.jobs import FULL_RUN_JOB
     from dagster_project.defs.partitions import check_as_of_dates
+    from dagster_project.defs.publish.report import PUBLISHED_REPORT
     from dagster_project.defs.scoring.assets import FIT_SCORES
 
     defs = build_definitions(settings)
@@ -231,6 +234,8 @@ def run_pipeline(
             summary.sources = metadata.get("sources", "")
             summary.outcome_labels = metadata.get("outcome_labels", "")
             summary.evidence = metadata.get("evidence", "")
+        elif materialization.asset_key == PUBLISHED_REPORT:
+            summary.report_path = metadata["index_html"]
         elif materialization.asset_key.path[0] == "raw":
             summary.rows_quarantined += metadata.get("rows_quarantined", 0)
     return summary

@@ -17,6 +17,7 @@ import duckdb
 import pytest
 import yaml
 
+from dagster_project.publish import published_dir_for
 from dagster_project.run import run_pipeline
 from dagster_project.sample_data import generate_structured_landing_zone
 from dagster_project.sample_data.evaluation import evaluate_against_truth
@@ -76,6 +77,11 @@ def test_data_without_signal_says_so_and_scores_with_the_rules(tmp_path):
     assert "does not support a learned ICP" in confidence.pop("summary")
     assert confidence == {"insufficient_evidence": ACCOUNTS}
     assert quality.learned_high_tier_share == 0
+    # The run's ICP report says so first and claims no best customers.
+    report = published_dir_for(tmp_path / "warehouse.duckdb") / "report" / "index.html"
+    page = report.read_text()
+    assert "No signal: out of sample the learned score cannot tell best customers" in page
+    assert "Who the best customers are" not in page
 
 
 def test_a_data_driven_high_tier_passes_the_runs_own_tier_check(tmp_path):

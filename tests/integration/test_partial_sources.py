@@ -16,6 +16,7 @@ import pytest
 
 from dagster_project.ingest.contracts import load_contracts
 from dagster_project.ingest.landing import export_dates
+from dagster_project.publish import published_dir_for
 from dagster_project.run import run_pipeline
 from tests.conftest import settings_for
 
@@ -96,6 +97,10 @@ def test_a_subset_of_sources_runs_end_to_end_and_scores_every_account(
     )), sources  # fmt: skip
     assert basis in labels
     assert summary.sources == sources
+    # The run's ICP report renders and names every absent source.
+    page = (published_dir_for(warehouse) / "report" / "index.html").read_text()
+    for entity in absent:
+        assert f'<li class="missing">{entity}</li>' in page, entity
 
 
 def test_header_only_files_of_every_optional_entity_pass(sample_landing, tmp_path):
