@@ -19,11 +19,17 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from dagster_project.defs.publish.assets import published_marts, published_marts_checks
     from dagster_project.defs.resources import build_resources
     from dagster_project.defs.scoring.assets import account_fit_scores, fit_score_checks
-    from dagster_project.defs.transform.dbt import dbt_models, dbt_unit_tests
+    from dagster_project.defs.transform.dbt import dbt_models, dbt_score_changes, dbt_unit_tests
 
     nightly_schedule, new_export_sensor = build_automation(settings)
     return dg.Definitions(
-        assets=[*build_ingest_assets(), dbt_models, account_fit_scores, published_marts],
+        assets=[
+            *build_ingest_assets(),
+            dbt_models,
+            account_fit_scores,
+            dbt_score_changes,
+            published_marts,
+        ],
         asset_checks=[
             *fit_score_checks,
             dbt_unit_tests,

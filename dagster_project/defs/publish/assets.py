@@ -48,6 +48,7 @@ __all__ = ["PUBLISHED_MARTS", "published_marts", "published_marts_checks"]
 
 PUBLISHED_MARTS = dg.AssetKey(["published", "marts"])
 SEGMENT_COHORTS = dg.AssetKey(["marts", "fct_segment_cohorts"])
+SCORE_CHANGES = dg.AssetKey(["marts", "account_fit_score_changes"])
 _PUBLISHED = "published"
 
 
@@ -61,6 +62,7 @@ _PUBLISHED = "published"
         DIM_ACCOUNTS,
         ACCOUNT_METRICS,
         SEGMENT_COHORTS,
+        SCORE_CHANGES,
     ],
     group_name="publish",
     kinds={"duckdb", "parquet"},

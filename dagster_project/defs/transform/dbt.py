@@ -35,8 +35,10 @@ from dagster_project.defs.resources import (
 from dagster_project.ingest.landing import export_dates
 
 __all__ = [
+    "CHANGES_MODEL",
     "DBT_PROJECT",
     "dbt_models",
+    "dbt_score_changes",
     "dbt_unit_tests",
     "discard_target",
     "ensure_manifest",
@@ -112,6 +114,10 @@ class IcpDbtTranslator(DagsterDbtTranslator):
     model folder."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        meta = dbt_resource_props.get("meta") or dbt_resource_props.get("config", {}).get("meta")
+        if (meta or {}).get("dagster", {}).get("asset_key"):
+            # A source written by a Python asset names that asset's key (the score history).
+            return dg.AssetKey(meta["dagster"]["asset_key"])
         if dbt_resource_props["resource_type"] == "source":
             return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         schema = dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
@@ -121,6 +127,10 @@ class IcpDbtTranslator(DagsterDbtTranslator):
         fqn = dbt_resource_props.get("fqn", [])
         return f"dbt_{fqn[1]}" if len(fqn) > 2 else "dbt"
 
+
+#: Reads the score history the scoring step writes, so it is built by its own selection, after
+#: scoring (dbt_score_changes), and never by dbt_models, which runs before scoring.
+CHANGES_MODEL = "account_fit_score_changes"
 
 # The backtest needs only the facts of its date; their tests run on the dates scored.
 _BACKTEST_FACTS = [
@@ -135,6 +145,7 @@ _BACKTEST_FACTS = [
 @dbt_assets(
     manifest=ensure_manifest(),
     project=DBT_PROJECT,
+    exclude=CHANGES_MODEL,
     dagster_dbt_translator=IcpDbtTranslator(
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     ),
@@ -176,7 +187,7 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
             _build(dbt, _BACKTEST_FACTS, backtest_date, warehouse)
         if position < len(dates) - 1:
             context.log.info(f"building the models as of {as_of} ({position + 1}/{len(dates)})")
-            _build(dbt, [], as_of, warehouse)
+            _build(dbt, ["--exclude", CHANGES_MODEL], as_of, warehouse)
     dbt_vars = {"as_of_date": dates[-1].isoformat(), "warehouse_path": warehouse.path}
     invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
     yield from invocation.stream()
@@ -186,12 +197,61 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
     discard_target(invocation)
 
 
-def _build(dbt: DbtCliResource, args: list[str], as_of: date, warehouse: WarehouseResource):
+def _build(
+    dbt: DbtCliResource,
+    args: list[str],
+    as_of: date,
+    warehouse: WarehouseResource,
+    extra_vars: Mapping[str, Any] | None = None,
+):
     """``dbt build`` as of ``as_of`` without reporting to Dagster; raises on any failure."""
-    dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path}
+    dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path, **(extra_vars or {})}
     invocation = dbt.cli(
         ["build", *args, "--vars", json.dumps(dbt_vars)], manifest=DBT_PROJECT.manifest_path
     ).wait()
+    discard_target(invocation)
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=DBT_PROJECT,
+    select=CHANGES_MODEL,
+    name="dbt_score_changes",
+    dagster_dbt_translator=IcpDbtTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    ),
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=TRANSIENT_RETRY,
+)
+def dbt_score_changes(
+    context: dg.AssetExecutionContext,
+    dbt: DbtCliResource,
+    warehouse: WarehouseResource,
+    scoring_config: ScoringConfigResource,
+):
+    """``dbt build`` of ``marts.account_fit_score_changes`` for each as-of date of the run, oldest
+    first, after the scoring wrote the history it compares: each date with the newest scored
+    date before it. The newest date's build is streamed to Dagster, like ``dbt_models``; the
+    threshold and factor count come from the scoring config's ``changes`` section.
+    """
+    change_vars = scoring_config.load().changes.dbt_vars()
+    dates = run_dates(context)
+    with retry_only_if_transient("dbt build of the score changes"):
+        for as_of in dates[:-1]:
+            context.log.info(f"building the score changes as of {as_of}")
+            _build(dbt, ["--select", CHANGES_MODEL], as_of, warehouse, change_vars)
+        dbt_vars = {
+            "as_of_date": dates[-1].isoformat(),
+            "warehouse_path": warehouse.path,
+            **change_vars,
+        }
+        invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context)
+        yield from invocation.stream()
+    # dbt_models stored this run's other unit tests; the check reports both builds.
+    _BUILT_UNIT_TESTS.setdefault(context.run_id, {}).update(
+        unit_test_results(invocation.get_artifact("run_results.json"))
+    )
     discard_target(invocation)
 
 
