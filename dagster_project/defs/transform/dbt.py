@@ -205,7 +205,11 @@ def _build(
     extra_vars: Mapping[str, Any] | None = None,
 ):
     """``dbt build`` as of ``as_of`` without reporting to Dagster; raises on any failure."""
-    dbt_vars = {"as_of_date": as_of.isoformat(), "warehouse_path": warehouse.path, **(extra_vars or {})}
+    dbt_vars = {
+        "as_of_date": as_of.isoformat(),
+        "warehouse_path": warehouse.path,
+        **(extra_vars or {}),
+    }
     invocation = dbt.cli(
         ["build", *args, "--vars", json.dumps(dbt_vars)], manifest=DBT_PROJECT.manifest_path
     ).wait()
