@@ -17,10 +17,11 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     from dagster_project.defs.ingest.assets import build_ingest_assets, landing_is_fresh
     from dagster_project.defs.jobs import full_run_job
     from dagster_project.defs.publish.assets import published_marts, published_marts_checks
+    from dagster_project.defs.publish.crm import crm_changes
     from dagster_project.defs.publish.report import published_report
     from dagster_project.defs.resources import build_resources
     from dagster_project.defs.scoring.assets import account_fit_scores, fit_score_checks
-    from dagster_project.defs.transform.dbt import dbt_models, dbt_unit_tests
+    from dagster_project.defs.transform.dbt import dbt_models, dbt_score_changes, dbt_unit_tests
 
     nightly_schedule, new_export_sensor = build_automation(settings)
     return dg.Definitions(
@@ -28,8 +29,10 @@ def build_definitions(settings: Settings) -> dg.Definitions:
             *build_ingest_assets(),
             dbt_models,
             account_fit_scores,
+            dbt_score_changes,
             published_marts,
             published_report,
+            crm_changes,
         ],
         asset_checks=[
             *fit_score_checks,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sys
@@ -11,6 +12,7 @@ from datetime import date
 from functools import cached_property
 from importlib.metadata import version as installed_version
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -150,20 +152,27 @@ class IcpDbtCliResource(DbtCliResource):
     """
 
     def cli_as_of(
-        self, args: Sequence[str], as_of: date, warehouse_path: str, **kwargs
+        self,
+        args: Sequence[str],
+        as_of: date,
+        warehouse_path: str,
+        run_vars: Mapping[str, Any],
+        **kwargs,
     ) -> DbtCliInvocation:
-        """``dbt <args>`` describing ``as_of`` on the warehouse file ``warehouse_path``.
+        """``dbt <args> --vars <run_vars>`` describing ``as_of`` on the file ``warehouse_path``.
 
-        Both reach dbt as environment variables, not ``--vars``: dbt parses the whole project
-        again (about 5 s of CPU here) whenever the vars differ from those its saved partial
-        parse was made with, which a new date always does; the date is read only when SQL is
-        compiled, so an environment variable leaves the parse valid. dagster-dbt gives the
-        dbt process a copy of ``os.environ`` when it starts it, inside ``cli``: the values are
-        set around that call and restored after it (the job runs its steps one at a time).
+        The date and the file reach dbt as environment variables, not ``--vars``: dbt parses
+        the whole project again (about 5 s of CPU here) whenever the vars differ from those
+        its saved partial parse was made with, which a new date always does; the date is read
+        only when SQL is compiled, so an environment variable leaves the parse valid.
+        ``run_vars`` must therefore be the same for every invocation of a run and from run to
+        run (settings, not dates). dagster-dbt gives the dbt process a copy of ``os.environ``
+        when it starts it, inside ``cli``: the values are set around that call and restored
+        after it (the job runs its steps one at a time).
         """
         values = {DBT_AS_OF_DATE_ENV: as_of.isoformat(), DBT_WAREHOUSE_ENV: warehouse_path}
         with _environment(values):
-            return self.cli(list(args), **kwargs)
+            return self.cli([*args, "--vars", json.dumps(dict(run_vars))], **kwargs)
 
     @cached_property
     def _cli_version(self) -> Version:

@@ -69,6 +69,7 @@ PUBLISHED_TABLES: tuple[str, ...] = (
     "icp_validation",
     "account_fit_scores",
     "account_fit_score_history",
+    "account_fit_score_changes",
 )
 SCORES = "account_fit_scores"
 HISTORY = "account_fit_score_history"

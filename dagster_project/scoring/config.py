@@ -15,6 +15,7 @@ from dagster_project.scoring.learned import LearnedSettings
 
 __all__ = [
     "AntiIcpRule",
+    "ChangeSettings",
     "Condition",
     "Criterion",
     "ScoringConfig",
@@ -94,6 +95,26 @@ class ValidationSettings:
 
 
 @dataclass(frozen=True)
+class ChangeSettings:
+    """What ``marts.account_fit_score_changes`` (the CRM-ready changes) reports.
+
+    An account is reported on a date when its tier, route or anti-ICP flag changed since the
+    previous scored date, or when its fit score moved by more than ``min_score_change``
+    points (either way); ``factor_count`` factors whose points moved the most are listed.
+    """
+
+    min_score_change: float = 10.0
+    factor_count: int = 3
+
+    def dbt_vars(self) -> dict[str, float | int]:
+        """The dbt vars the changes model reads (its only source of these settings)."""
+        return {
+            "change_min_score_change": float(self.min_score_change),
+            "change_factor_count": self.factor_count,
+        }
+
+
+@dataclass(frozen=True)
 class ScoringConfig:
     """A validated scoring config."""
 
@@ -115,6 +136,7 @@ class ScoringConfig:
     #: Data-driven high tier: the high threshold becomes the highest score whose high tier
     #: holds this share of the best customers, out of fold (None: ``high_threshold``).
     high_captures_best_share: float | None = None
+    changes: ChangeSettings = field(default_factory=ChangeSettings)
 
     def tier_for(self, fit_score: float) -> str:
         """The tier of a score under this config's thresholds."""
@@ -215,7 +237,12 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
         raise fail("learned.best_share must be between 0 and 1")
     if learned.prior_customers < 0 or learned.points_to_double_odds <= 0:
         raise fail("learned.prior_customers must be >= 0 and points_to_double_odds > 0")
-    canonical = json.dumps(document, sort_keys=True, default=str).encode()
+    changes = _settings(document.get("changes") or {}, ChangeSettings, "changes", fail)
+    if changes.min_score_change < 0 or changes.factor_count < 1:
+        raise fail("changes.min_score_change must be >= 0 and changes.factor_count >= 1")
+    # What the changes report shows does not change a score: it stays out of score_version.
+    scored = {key: value for key, value in document.items() if key != "changes"}
+    canonical = json.dumps(scored, sort_keys=True, default=str).encode()
     return ScoringConfig(
         model=model,
         base_points=float(base_points),
@@ -235,6 +262,7 @@ def _parse(document: dict[str, Any], origin: str) -> ScoringConfig:
         ),
         blend_learned_weight=float(blend_weight),
         pinned_points={k: float(v) for k, v in pinned.items()},
+        changes=changes,
     )
 
 

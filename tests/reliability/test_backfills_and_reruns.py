@@ -65,6 +65,7 @@ PER_DATE_TABLES = (
     "marts.account_fit_score_history",
     "marts.icp_profile",
     "marts.icp_validation",
+    "marts.account_fit_score_changes",
 )
 #: Marts that hold the current state: the newest as_of_date only.
 CURRENT_TABLES = ("marts.dim_accounts", "marts.account_fit_scores")

@@ -26,6 +26,9 @@ RUN_TIME_COLUMNS: dict[tuple[str, str, str], str] = {
     ("marts", "account_fit_score_history", "scored_at"): (
         "when the scoring step ran (kept per as-of date)"
     ),
+    ("marts", "account_fit_score_changes", "scored_at"): (
+        "when the scoring step scored the row's as-of date (copied from the history)"
+    ),
     ("raw", "quarantined_rows", "quarantined_at"): (
         "when the ingest step quarantined the row (the sample data has no bad rows; listed so "
         "a landing zone with some compares too)"

@@ -84,6 +84,7 @@ def test_each_invocation_gets_its_date_without_parsing_the_project_again(tmp_pat
             ["compile", "--select", "stg_crm__accounts"],
             as_of,
             warehouse,
+            {"change_min_score_change": 10.0},
             manifest=DBT_PROJECT.manifest_path,
         )
         events = [event.raw_event["info"]["name"] for event in invocation.stream_raw_events()]

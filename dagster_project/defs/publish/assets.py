@@ -58,6 +58,7 @@ __all__ = [
 PUBLISHED_MARTS = dg.AssetKey(["published", "marts"])
 EXPECTATIONS_CHECK = "published_tables_meet_expectations"
 SEGMENT_COHORTS = dg.AssetKey(["marts", "fct_segment_cohorts"])
+SCORE_CHANGES = dg.AssetKey(["marts", "account_fit_score_changes"])
 _PUBLISHED = "published"
 
 
@@ -71,6 +72,7 @@ _PUBLISHED = "published"
         DIM_ACCOUNTS,
         ACCOUNT_METRICS,
         SEGMENT_COHORTS,
+        SCORE_CHANGES,
     ],
     group_name="publish",
     kinds={"duckdb", "parquet"},

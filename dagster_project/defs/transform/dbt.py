@@ -36,10 +36,13 @@ from dagster_project.defs.resources import (
     WarehouseResource,
 )
 from dagster_project.ingest.landing import export_dates
+from dagster_project.scoring.config import ScoringConfig
 
 __all__ = [
+    "CHANGES_MODEL",
     "DBT_PROJECT",
     "dbt_models",
+    "dbt_score_changes",
     "dbt_unit_tests",
     "discard_target",
     "ensure_manifest",
@@ -133,6 +136,10 @@ class IcpDbtTranslator(DagsterDbtTranslator):
     model folder."""
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        meta = dbt_resource_props.get("meta") or dbt_resource_props.get("config", {}).get("meta")
+        if (meta or {}).get("dagster", {}).get("asset_key"):
+            # A source written by a Python asset names that asset's key (the score history).
+            return dg.AssetKey(meta["dagster"]["asset_key"])
         if dbt_resource_props["resource_type"] == "source":
             return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         schema = dbt_resource_props.get("config", {}).get("schema") or dbt_resource_props["schema"]
@@ -142,6 +149,10 @@ class IcpDbtTranslator(DagsterDbtTranslator):
         fqn = dbt_resource_props.get("fqn", [])
         return f"dbt_{fqn[1]}" if len(fqn) > 2 else "dbt"
 
+
+#: Reads the score history the scoring step writes, so it is built by its own selection, after
+#: scoring (dbt_score_changes), and never by dbt_models, which runs before scoring.
+CHANGES_MODEL = "account_fit_score_changes"
 
 # The backtest needs only the facts of its date; their tests run on the dates scored.
 _BACKTEST_FACTS = [
@@ -156,6 +167,7 @@ _BACKTEST_FACTS = [
 @dbt_assets(
     manifest=ensure_manifest(),
     project=DBT_PROJECT,
+    exclude=CHANGES_MODEL,
     dagster_dbt_translator=IcpDbtTranslator(
         settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
     ),
@@ -190,15 +202,16 @@ def dbt_models(
 
 
 def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
+    run_vars = pipeline_dbt_vars(config)
     for position, as_of in enumerate(dates):
         backtest_date = as_of - timedelta(days=config.validation.backtest_days)
         if config.model != "rules" and export_dates(landing.root_path, backtest_date):
             context.log.info(f"building the facts as of {backtest_date} for the backtest")
-            _build(dbt, _BACKTEST_FACTS, backtest_date, warehouse)
+            _build(dbt, _BACKTEST_FACTS, backtest_date, warehouse, run_vars)
         if position < len(dates) - 1:
             context.log.info(f"building the models as of {as_of} ({position + 1}/{len(dates)})")
-            _build(dbt, [], as_of, warehouse)
-    invocation = dbt.cli_as_of(["build"], dates[-1], warehouse.path, context=context)
+            _build(dbt, ["--exclude", CHANGES_MODEL], as_of, warehouse, run_vars)
+    invocation = dbt.cli_as_of(["build"], dates[-1], warehouse.path, run_vars, context=context)
     yield from invocation.stream()
     _BUILT_UNIT_TESTS[context.run_id] = unit_test_results(
         invocation.get_artifact("run_results.json")
@@ -206,11 +219,64 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
     discard_target(invocation)
 
 
-def _build(dbt: IcpDbtCliResource, args: list[str], as_of: date, warehouse: WarehouseResource):
+def pipeline_dbt_vars(config: ScoringConfig) -> dict[str, Any]:
+    """The ``--vars`` of every dbt invocation of the pipeline: the same for every step, date and
+    run while the scoring config stays as it is, so that dbt's partial parse stays valid (dbt
+    parses the whole project again when the vars differ from the last invocation's)."""
+    return config.changes.dbt_vars()
+
+
+def _build(
+    dbt: IcpDbtCliResource,
+    args: list[str],
+    as_of: date,
+    warehouse: WarehouseResource,
+    run_vars: Mapping[str, Any],
+):
     """``dbt build`` as of ``as_of`` without reporting to Dagster; raises on any failure."""
     invocation = dbt.cli_as_of(
-        ["build", *args], as_of, warehouse.path, manifest=DBT_PROJECT.manifest_path
+        ["build", *args], as_of, warehouse.path, run_vars, manifest=DBT_PROJECT.manifest_path
     ).wait()
+    discard_target(invocation)
+
+
+@dbt_assets(
+    manifest=ensure_manifest(),
+    project=DBT_PROJECT,
+    select=CHANGES_MODEL,
+    name="dbt_score_changes",
+    dagster_dbt_translator=IcpDbtTranslator(
+        settings=DagsterDbtTranslatorSettings(enable_asset_checks=True)
+    ),
+    partitions_def=AS_OF_PARTITIONS,
+    backfill_policy=SINGLE_RUN,
+    retry_policy=TRANSIENT_RETRY,
+)
+def dbt_score_changes(
+    context: dg.AssetExecutionContext,
+    dbt: IcpDbtCliResource,
+    warehouse: WarehouseResource,
+    scoring_config: ScoringConfigResource,
+):
+    """``dbt build`` of ``marts.account_fit_score_changes`` for each as-of date of the run, oldest
+    first, after the scoring wrote the history it compares: each date with the newest scored
+    date before it. The newest date's build is streamed to Dagster, like ``dbt_models``; the
+    threshold and factor count come from the scoring config's ``changes`` section.
+    """
+    run_vars = pipeline_dbt_vars(scoring_config.load())
+    dates = run_dates(context)
+    with retry_only_if_transient("dbt build of the score changes"):
+        for as_of in dates[:-1]:
+            context.log.info(f"building the score changes as of {as_of}")
+            _build(dbt, ["--select", CHANGES_MODEL], as_of, warehouse, run_vars)
+        invocation = dbt.cli_as_of(
+            ["build"], dates[-1], warehouse.path, run_vars, context=context
+        )
+        yield from invocation.stream()
+    # dbt_models stored this run's other unit tests; the check reports both builds.
+    _BUILT_UNIT_TESTS.setdefault(context.run_id, {}).update(
+        unit_test_results(invocation.get_artifact("run_results.json"))
+    )
     discard_target(invocation)
 
 
@@ -277,7 +343,10 @@ def unit_test_check_results(
     specs=[spec for spec, _ in _UNIT_TESTS.values()], can_subset=True, name="dbt_unit_tests"
 )
 def dbt_unit_tests(
-    context: dg.AssetCheckExecutionContext, dbt: IcpDbtCliResource, warehouse: WarehouseResource
+    context: dg.AssetCheckExecutionContext,
+    dbt: IcpDbtCliResource,
+    warehouse: WarehouseResource,
+    scoring_config: ScoringConfigResource,
 ):
     """Report each dbt unit test as the check of its model: from this run's ``dbt build`` when
     it ran them all, else by running them once with ``dbt test``."""
@@ -291,6 +360,7 @@ def dbt_unit_tests(
         ["test", "--select", "test_type:unit"],
         run_dates(context)[-1],
         warehouse.path,
+        pipeline_dbt_vars(scoring_config.load()),
         manifest=DBT_PROJECT.manifest_path,
         raise_on_error=False,
     ).wait()
