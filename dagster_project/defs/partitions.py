@@ -1,9 +1,9 @@
 """Daily partitions keyed by as-of date, shared by every asset of the pipeline.
 
-One partition is one as-of date: the landing exports dated <= it, the dbt models built with
-``--vars as_of_date``, and the scores of that date. A range of partitions (a backfill) runs
-as one run (single-run backfill policy); each asset then works through the range's dates
-oldest first, each date point in time.
+One partition is one as-of date: the landing exports dated <= it, the dbt models built for
+it (``IcpDbtCliResource.cli_as_of``), and the scores of that date. A range of partitions (a
+backfill) runs as one run (single-run backfill policy); each asset then works through the
+range's dates oldest first, each date point in time.
 """
 
 from __future__ import annotations
