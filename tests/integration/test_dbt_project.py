@@ -326,6 +326,10 @@ def _dbt_build(as_of: str, target_path: Path, log_path: Path):
             str(log_path),
             "--vars",
             json.dumps({"as_of_date": as_of}),
+            # It reads the score history the Python scoring step writes (CHANGES_MODEL in
+            # defs/transform/dbt.py, built after scoring); this warehouse has a raw layer only.
+            "--exclude",
+            "account_fit_score_changes",
         ]
     )
     if result.exception is not None:
