@@ -279,7 +279,7 @@ def start_reader(mode: str, published: Path, work: Path) -> ReaderProcess:
 def make_tiny_warehouse(
     path: Path, as_of: date, accounts: int, score_version: str = "v1", extra_dim_column=""
 ) -> None:
-    """The seven marts for one as-of date, a few rows each (history keeps earlier dates)."""
+    """The eight marts for one as-of date, a few rows each (history keeps earlier dates)."""
     with duckdb.connect(str(path)) as con:
         con.execute("CREATE SCHEMA IF NOT EXISTS marts")
         ids = f"SELECT 'ACC-' || i AS account_id FROM range({accounts}) AS t(i)"
@@ -321,6 +321,17 @@ def make_tiny_warehouse(
             )
             con.execute(f"DELETE FROM marts.{table} WHERE as_of_date = $d", {"d": as_of})
             con.execute(f"INSERT INTO marts.{table} FROM marts.account_fit_scores")
+        con.execute(
+            "CREATE TABLE IF NOT EXISTS marts.account_fit_score_changes "
+            "(as_of_date DATE, account_id VARCHAR, change_kind VARCHAR, fit_score INTEGER)"
+        )
+        con.execute(
+            "DELETE FROM marts.account_fit_score_changes WHERE as_of_date = $d", {"d": as_of}
+        )
+        con.execute(
+            "INSERT INTO marts.account_fit_score_changes "
+            "SELECT as_of_date, account_id, 'new', fit_score FROM marts.account_fit_scores"
+        )
         for table in ("fct_segment_cohorts", "icp_profile", "icp_validation"):
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS marts.{table} "
