@@ -219,6 +219,49 @@ def test_a_broken_score_fails_the_check_and_publishes_nothing(pipeline_run, tmp_
     assert docs_now != docs_before and (docs_now / "index.html").is_file()
 
 
+def test_an_empty_profile_passes_and_an_empty_score_table_fails(pipeline_run, tmp_path):
+    # A run whose data support no learned ICP publishes icp_profile with no rows (and so no
+    # Parquet file): that is valid. Scores with no rows are not.
+    settings, _ = pipeline_run
+    version = current_parquet_version(published_dir_for(settings.warehouse_path))
+    copy = tmp_path / "empty"
+    shutil.copytree(version, copy)
+    for table in ("icp_profile", SCORES):
+        shutil.rmtree(copy / table)
+        (copy / table).mkdir()
+    report = validate_published_tables(
+        copy, version=copy.name, parameters=_parameters(settings, _as_of(version))
+    )
+    by_table = {t.table: t for t in report.tables}
+    assert by_table["icp_profile"].success, by_table["icp_profile"].failures
+    assert [o.expectation_type for o in by_table[SCORES].failures] == [
+        "expect_table_row_count_to_be_between"
+    ]
+
+
+def test_a_missing_column_fails_with_its_error(pipeline_run, tmp_path):
+    settings, _ = pipeline_run
+    version = current_parquet_version(published_dir_for(settings.warehouse_path))
+    copy = tmp_path / "no_route"
+    shutil.copytree(version, copy)
+    source = string_literal(version / SCORES / "**" / "*.parquet")
+    shutil.rmtree(copy / SCORES)
+    with duckdb.connect() as con:
+        con.execute(
+            "COPY (SELECT * EXCLUDE (route) FROM "
+            f"read_parquet({source}, hive_partitioning = true)) "
+            f"TO {string_literal(copy / SCORES)} (FORMAT parquet, PARTITION_BY (as_of_date))"
+        )
+    report = validate_published_tables(
+        copy, version=copy.name, parameters=_parameters(settings, _as_of(version))
+    )
+    failed = [o for t in report.tables for o in t.failures]
+    errored = [o for o in failed if o.error]
+    assert len(errored) == 5, [o.label for o in errored]  # four on route, one pair with it
+    assert all("route" in (o.kwargs.get("column"), o.kwargs.get("column_B")) for o in errored)
+    assert any(o.expectation_type == "expect_table_columns_to_match_set" for o in failed)
+
+
 def test_a_suite_with_an_expectation_not_exact_in_chunks_is_refused(tmp_path):
     # A mean over chunks is not the mean of the table: refused rather than misjudged.
     (tmp_path / "t.json").write_text(
