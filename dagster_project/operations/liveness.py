@@ -23,6 +23,8 @@ import dagster as dg
 import psutil
 from dagster import DagsterEventType, DagsterRunStatus
 
+from dagster_project.run import PARTITION_RANGE_END_TAG, PARTITION_RANGE_START_TAG
+
 __all__ = [
     "CLOSED_BY_TAG",
     "RunProcess",
@@ -71,8 +73,8 @@ def run_date_range(run: dg.DagsterRun) -> tuple[date, date] | None:
     if "dagster/partition" in tags:
         day = date.fromisoformat(tags["dagster/partition"])
         return day, day
-    start = tags.get("dagster/asset_partition_range_start")
-    end = tags.get("dagster/asset_partition_range_end")
+    start = tags.get(PARTITION_RANGE_START_TAG)
+    end = tags.get(PARTITION_RANGE_END_TAG)
     return (date.fromisoformat(start), date.fromisoformat(end)) if start and end else None
 
 
