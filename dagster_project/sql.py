@@ -52,10 +52,18 @@ def add_missing_columns(con: duckdb.DuckDBPyConnection, table: str, like: str) -
 
 def wilson_bound_sql(rate: str, count: str, z: str, side: str) -> str:
     """SQL for the lower (``side='lower'``) or upper end of the Wilson score interval of a
-    proportion ``rate`` over ``count`` trials; ``z`` is a number or a ``$parameter``."""
+    proportion ``rate`` over ``count`` trials; ``z`` is a number or a ``$parameter``.
+
+    The interval always holds ``rate`` and lies in [0, 1], but its floating-point formula
+    does not: at ``rate = 0`` the lower end comes out as about 1e-19, above the rate it bounds,
+    which the published table's expectation (low end <= share) rightly refuses. The ends
+    are clamped to [0, rate] and [rate, 1] so the arithmetic noise never crosses them."""
     sign = {"lower": "-", "upper": "+"}[side]
-    return (
+    bound = (
         f"(({rate}) + {z} * {z} / (2 * ({count})) {sign} {z} * sqrt(({rate}) * (1 - ({rate}))"
         f" / ({count}) + {z} * {z} / (4 * ({count}) * ({count}))))"
         f" / (1 + {z} * {z} / ({count}))"
     )
+    if side == "lower":
+        return f"greatest(0.0, least(({rate}), {bound}))"
+    return f"least(1.0, greatest(({rate}), {bound}))"
