@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import gzip
+import hashlib
 import io
 import re
 import zlib
@@ -33,6 +34,18 @@ from dagster_project.ingest.landing import (
     LandingFile,
     find_entity_files,
 )
+from dagster_project.ingest.ledger import (
+    EntityState,
+    IngestPlan,
+    LoadedFile,
+    code_fingerprint,
+    ensure_ledger_tables,
+    file_stamp,
+    plan_ingest,
+    read_ledger,
+    read_state,
+    write_ledger,
+)
 from dagster_project.ingest.mapping import EntityMapping, Lookup, column_sql, entity_mapping_for
 from dagster_project.ingest.row_rules import (
     column_rules,
@@ -47,7 +60,7 @@ from dagster_project.ingest.value_maps import (
     load_value_maps,
     value_key_sql,
 )
-from dagster_project.sql import quote_identifier, string_literal
+from dagster_project.sql import quote_identifier, string_literal, table_exists
 
 __all__ = [
     "FileCounts",
@@ -64,6 +77,21 @@ QUARANTINE_TABLE = "raw.quarantined_rows"
 #: Timestamps dated outside these days are sentinels (``0001-01-01``, ``9999-12-31``).
 DEFAULT_VALID_DATES = (date(1900, 1, 1), date(2100, 12, 31))
 _LANDING_TABLE = "landing_rows"
+_QUARANTINE_COLUMNS = (
+    "entity",
+    "export_date",
+    "source_file",
+    "line_number",
+    "rule",
+    "column_name",
+    "rules_broken",
+    "raw_values",
+    "quarantined_at",
+    "extra_columns",
+)
+#: The raw table whose rates convert amounts: a change to it changes values, not only
+#: verdicts, so its dependants are read again in full (see ``ledger``).
+FX_RATES_ENTITY = "reference/fx_rates"
 #: Longest CSV record (line) read; a longer one fails the file (see docs/contract.md).
 MAX_CSV_RECORD_BYTES = 2_000_000
 _CSV_OPTIONS = (
@@ -114,6 +142,8 @@ class IngestResult:
     #: What loaded but deserves a look: a header that is probably a contract column, an
     #: optional column the previous export had, keys differing only by case.
     warnings: tuple[str, ...] = ()
+    #: What this load read, dropped and checked again (None: not planned, e.g. in a test).
+    plan: IngestPlan | None = None
 
     @property
     def rows_read(self) -> int:
@@ -142,10 +172,15 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
             column_name VARCHAR,
             rules_broken VARCHAR[] NOT NULL,
             raw_values JSON NOT NULL,
-            quarantined_at TIMESTAMP NOT NULL
+            quarantined_at TIMESTAMP NOT NULL,
+            extra_columns VARCHAR
         )
         """
     )
+    # A warehouse from before the ledger: the columns the file had beyond the contract, kept
+    # apart so a quarantined row can be checked again exactly as read.
+    con.execute(f"ALTER TABLE {QUARANTINE_TABLE} ADD COLUMN IF NOT EXISTS extra_columns VARCHAR")
+    ensure_ledger_tables(con)
 
 
 def ingest_entity(
@@ -155,12 +190,14 @@ def ingest_entity(
     as_of: date | None,
     valid_dates: tuple[date, date] = DEFAULT_VALID_DATES,
 ) -> IngestResult:
-    """Rebuild ``raw.<entity>`` from every export dated <= ``as_of`` and quarantine bad rows.
+    """Make ``raw.<entity>`` hold every export dated <= ``as_of``, bad rows quarantined.
 
-    Foreign keys are checked against the raw tables of the parent entities, so parents must be
-    ingested first (the Dagster asset graph orders them). A timestamp dated outside
-    ``valid_dates`` (first, last day; default 1900-01-01 to 2100-12-31) is a sentinel such as
-    ``0001-01-01`` or ``9999-12-31`` and is quarantined.
+    Only what changed is read: the files new since the last load (and changed ones), while
+    the rows of files no longer wanted leave (see :mod:`dagster_project.ingest.ledger`, which
+    also says when everything is read again). Foreign keys are checked against the raw tables
+    of the parent entities, so parents must be ingested first (the Dagster asset graph orders
+    them). A timestamp dated outside ``valid_dates`` (first, last day; default 1900-01-01 to
+    2100-12-31) is a sentinel such as ``0001-01-01`` or ``9999-12-31`` and is quarantined.
 
     Raises:
         LandingError: a file cannot be read, misses a required column, or the entity has no
@@ -168,7 +205,8 @@ def ingest_entity(
     """
     con.execute("SET TimeZone = 'UTC'")
     ensure_raw_schema(con)
-    mapping = entity_mapping_for(landing_root, contract, load_contracts())
+    contracts = load_contracts()
+    mapping = entity_mapping_for(landing_root, contract, contracts)
     files = find_entity_files(
         landing_root, contract, as_of, file_stem=mapping.file if mapping else None
     )
@@ -182,29 +220,135 @@ def ingest_entity(
     mapped_columns = {m.column for m in mappings if m.entity in ("*", contract.name)} & set(
         contract.column_names
     )
+    by_path = {f.relative_path: f for f in files}
+    stamps = {f.relative_path: file_stamp(_files_read_with(f, mapping)) for f in files}
+    parents_now = {name: _parent_version(con, name) for name in _parent_entities(contract)}
+    fingerprint = _ingest_fingerprint(contract, mapping, mappings, valid_dates)
+    state = read_state(con, contract.name)
+    loaded = read_ledger(con, contract.name)
+    plan = plan_ingest(
+        state,
+        fingerprint,
+        parents_now,
+        value_parents=[FX_RATES_ENTITY],
+        loaded=loaded,
+        stamps=stamps,
+        raw_table_present=table_exists(con, "raw", contract.raw_table),
+    )
     _create_landing_table(con, contract)
-    warnings: list[str] = []
-    previous: tuple[LandingFile, set[str]] | None = None
-    for landing_file in files:
-        present, file_warnings = _read_into_landing_table(
-            con, contract, landing_file, mapped_columns, mapping
+    read_now: dict[str, tuple[set[str], list[str]]] = {}
+    for path in plan.read:
+        read_now[path] = _read_into_landing_table(
+            con, contract, by_path[path], mapped_columns, mapping
         )
-        warnings += file_warnings
+    rows_read = {path: loaded[path].rows_read for path in stamps if path not in read_now}
+    rows_read.update({path: 0 for path in read_now})
+    rows_read.update(
+        dict(
+            con.execute(
+                f"SELECT _source_file, count(*) FROM {_LANDING_TABLE} GROUP BY ALL"
+            ).fetchall()
+        )
+    )
+    ledger = [
+        LoadedFile(
+            path,
+            stamps[path],
+            rows_read[path],
+            tuple(sorted(read_now[path][0])),
+            tuple(read_now[path][1]),
+        )
+        if path in read_now
+        else loaded[path]
+        for path in stamps
+    ]
+    if plan.changes_anything or state is None or dict(state.parents) != parents_now:
+        if plan.recheck:
+            _restore_quarantined_rows(con, contract, plan.recheck)
+        _check_rows(con, contract, valid_dates)
+        rows_leave = plan.rebuild or bool(plan.drop)
+        new_state = EntityState(
+            fingerprint=fingerprint,
+            generation=(state.generation if state else 0) + (1 if rows_leave else 0),
+            version=(state.version if state else 0) + (1 if plan.changes_anything else 0),
+            parents=parents_now,
+        )
+        con.execute("BEGIN TRANSACTION")
+        try:
+            if plan.rebuild:
+                _write_raw_table(con, contract)
+                _write_quarantine(con, contract, replaced_files=None)
+            else:
+                _apply_changes(con, contract, plan, kept=[p for p in stamps if p not in read_now])
+            write_ledger(con, contract.name, ledger, new_state)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+    result = _counts(con, contract, rows_read)
+    warnings = _header_warnings(contract, by_path, ledger) + _case_only_key_warnings(con, contract)
+    return dataclasses.replace(result, warnings=tuple(warnings), plan=plan)
+
+
+def _files_read_with(landing_file: LandingFile, mapping: EntityMapping | None) -> list[Path]:
+    """The file and the lookup files a system mapping joins it with: its rows depend on all."""
+    if mapping is None:
+        return [landing_file.path]
+    where = f"(profile {mapping.profile}, {mapping.entity})"
+    return [landing_file.path] + [
+        _lookup_file(landing_file, lookup, where).path for lookup in mapping.lookups
+    ]
+
+
+def _parent_entities(contract: EntityContract) -> list[str]:
+    """Entities whose raw tables the row rules read (as the ingest asset's deps say)."""
+    parents = set(contract.foreign_keys.values())
+    if "currency" in contract.column_names and not contract.is_reference:
+        parents.add(FX_RATES_ENTITY)
+    return sorted(parents)
+
+
+def _parent_version(con: duckdb.DuckDBPyConnection, entity: str) -> tuple[int, int]:
+    """(generation, version) of a parent's raw table; (0, 0) before its first load."""
+    state = read_state(con, entity)
+    return (state.generation, state.version) if state else (0, 0)
+
+
+def _ingest_fingerprint(
+    contract: EntityContract,
+    mapping: EntityMapping | None,
+    mappings: list,
+    valid_dates: tuple[date, date],
+) -> str:
+    """Everything besides the files and the parents that decides a row's verdict and value."""
+    relevant_maps = sorted(
+        (m.entity, m.column, m.value, m.maps_to)
+        for m in mappings
+        if m.entity in ("*", contract.name)
+    )
+    text = repr((code_fingerprint(), contract, mapping, relevant_maps, valid_dates))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _header_warnings(
+    contract: EntityContract, by_path: Mapping[str, LandingFile], ledger: list[LoadedFile]
+) -> list[str]:
+    """Each file's header warnings and the optional columns its predecessor had and it lacks,
+    from the ledger: a file read on an earlier run warns as it did then."""
+    warnings: list[str] = []
+    previous: LoadedFile | None = None
+    for loaded_file in ledger:
+        warnings += loaded_file.header_warnings
         if previous is not None:
-            warnings += _dropped_column_warnings(contract, landing_file, present, *previous)
-        previous = (landing_file, present)
-    _check_rows(con, contract, valid_dates)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        _write_raw_table(con, contract)
-        _write_quarantine(con, contract)
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
-    result = _counts(con, contract, files)
-    warnings += _case_only_key_warnings(con, contract)
-    return dataclasses.replace(result, warnings=tuple(warnings))
+            warnings += _dropped_column_warnings(
+                contract,
+                by_path[loaded_file.relative_path],
+                set(loaded_file.columns_present),
+                by_path[previous.relative_path],
+                set(previous.columns_present),
+            )
+        previous = loaded_file
+    return warnings
 
 
 def _dropped_column_warnings(
@@ -691,30 +835,97 @@ def _check_rows(
     con.execute("DROP TABLE trimmed_rows")
 
 
-def _write_raw_table(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
+def _passing_rows_select(contract: EntityContract) -> str:
+    """The checked rows that broke no rule, cast to their contract types, in file order."""
     typed_columns = ", ".join(
         f"CAST({typed_value(contract, c)} AS {c.warehouse_type}) AS {quote_identifier(c.name)}"
         for c in contract.columns
     )
-    con.execute(
-        f"""
-        CREATE OR REPLACE TABLE raw.{quote_identifier(contract.raw_table)} AS
+    return f"""
         SELECT {typed_columns}, _export_date, _source_file, _line_number, _extra_columns
         FROM checked_rows AS landing
         WHERE len(failed_rules) = 0
         ORDER BY _source_file, _line_number
-        """
+    """
+
+
+def _write_raw_table(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
+    con.execute(
+        f"CREATE OR REPLACE TABLE raw.{quote_identifier(contract.raw_table)} AS "
+        f"{_passing_rows_select(contract)}"
     )
 
 
-def _write_quarantine(con: duckdb.DuckDBPyConnection, contract: EntityContract) -> None:
+def _apply_changes(
+    con: duckdb.DuckDBPyConnection, contract: EntityContract, plan: IngestPlan, kept: list[str]
+) -> None:
+    """The raw table and quarantine of a load that read only some files: the rows of the
+    files dropped or read again leave, the checked rows come in, in the order a rebuild
+    writes them (file, line), so that nothing downstream can tell the two apart."""
+    raw_table = f"raw.{quote_identifier(contract.raw_table)}"
+    replaced = sorted(set(plan.drop) | set(plan.read))
+    con.execute(
+        f"DELETE FROM {raw_table} WHERE _source_file IN (SELECT unnest($files))",
+        {"files": replaced},
+    )
+    _write_quarantine(con, contract, replaced_files=sorted(set(replaced) | set(plan.recheck)))
+    in_order = not plan.recheck and (not kept or not plan.read or max(kept) < min(plan.read))
+    con.execute(f"INSERT INTO {raw_table} {_passing_rows_select(contract)}")
+    if not in_order:
+        con.execute(
+            f"CREATE OR REPLACE TABLE {raw_table} AS "
+            f"SELECT * FROM {raw_table} ORDER BY _source_file, _line_number"
+        )
+
+
+def _restore_quarantined_rows(
+    con: duckdb.DuckDBPyConnection, contract: EntityContract, files: tuple[str, ...]
+) -> None:
+    """Put the quarantined rows of ``files`` back into the landing table, as read, to be
+    checked again: a parent's new rows may give an orphan its parent."""
+    columns = ", ".join(quote_identifier(c) for c in contract.column_names)
+    values = ", ".join(
+        f"raw_values ->> {string_literal(json_path(c))}" for c in contract.column_names
+    )
+    con.execute(
+        f"""
+        INSERT INTO {_LANDING_TABLE}
+            ({columns}, _export_date, _source_file, _line_number, _extra_columns)
+        SELECT {values}, export_date, source_file, line_number, extra_columns
+        FROM {QUARANTINE_TABLE}
+        WHERE entity = $entity AND source_file IN (SELECT unnest($files))
+        ORDER BY source_file, line_number
+        """,
+        {"entity": contract.name, "files": list(files)},
+    )
+
+
+def json_path(key: str) -> str:
+    """The JSONPath of an object member ``key`` (quoted: a name may hold spaces or dots)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _write_quarantine(
+    con: duckdb.DuckDBPyConnection, contract: EntityContract, replaced_files: list[str] | None
+) -> None:
+    """The checked rows that broke a rule, in place of the entity's quarantined rows (all of
+    them, or those of ``replaced_files``)."""
     raw_values = ", ".join(
         f"{string_literal(c)}, {quote_identifier(c)}" for c in contract.column_names
     )
-    con.execute(f"DELETE FROM {QUARANTINE_TABLE} WHERE entity = $entity", {"entity": contract.name})
+    if replaced_files is None:
+        con.execute(
+            f"DELETE FROM {QUARANTINE_TABLE} WHERE entity = $entity", {"entity": contract.name}
+        )
+    else:
+        con.execute(
+            f"DELETE FROM {QUARANTINE_TABLE} WHERE entity = $entity "
+            "AND source_file IN (SELECT unnest($files))",
+            {"entity": contract.name, "files": replaced_files},
+        )
     con.execute(
         f"""
-        INSERT INTO {QUARANTINE_TABLE}
+        INSERT INTO {QUARANTINE_TABLE} ({", ".join(_QUARANTINE_COLUMNS)})
         SELECT $entity,
                _export_date,
                _source_file,
@@ -723,7 +934,8 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, contract: EntityContract) 
                split_part(failed_rules[1], ':', 2),
                failed_rules,
                json_merge_patch(json_object({raw_values}), coalesce(_extra_columns, '{{}}')),
-               now()::TIMESTAMP
+               now()::TIMESTAMP,
+               _extra_columns
         FROM checked_rows
         WHERE len(failed_rules) > 0
         ORDER BY _source_file, _line_number
@@ -733,14 +945,15 @@ def _write_quarantine(con: duckdb.DuckDBPyConnection, contract: EntityContract) 
 
 
 def _counts(
-    con: duckdb.DuckDBPyConnection, contract: EntityContract, files: list[LandingFile]
+    con: duckdb.DuckDBPyConnection, contract: EntityContract, rows_read: Mapping[str, int]
 ) -> IngestResult:
-    """Per-file counts; every file read is listed, also one with no rows (header only)."""
+    """Per-file counts of every wanted file (also one with no rows, header only): rows read
+    as the ledger or this run's read says, loaded and quarantined as the tables hold them."""
     rows = con.execute(
         f"""
         WITH read_counts AS (
-            SELECT _source_file AS source_file, count(*) AS rows_read
-            FROM {_LANDING_TABLE} GROUP BY ALL
+            SELECT unnest(CAST($files AS VARCHAR[])) AS source_file,
+                   unnest(CAST($rows_read AS BIGINT[])) AS rows_read
         ),
         loaded_counts AS (
             SELECT _source_file AS source_file, count(*) AS rows_loaded
@@ -759,7 +972,11 @@ def _counts(
         FULL OUTER JOIN quarantined_counts USING (source_file)
         ORDER BY source_file
         """,
-        {"entity": contract.name},
+        {
+            "entity": contract.name,
+            "files": list(rows_read),
+            "rows_read": list(rows_read.values()),
+        },
     ).fetchall()
     by_rule = con.execute(
         f"SELECT rule, count(*) FROM {QUARANTINE_TABLE} WHERE entity = $entity "
@@ -767,10 +984,6 @@ def _counts(
         {"entity": contract.name},
     ).fetchall()
     counts = {row[0]: FileCounts(*row) for row in rows}
-    for landing_file in files:
-        counts.setdefault(
-            landing_file.relative_path, FileCounts(landing_file.relative_path, 0, 0, 0)
-        )
     return IngestResult(
         entity=contract.name,
         raw_table=f"raw.{contract.raw_table}",

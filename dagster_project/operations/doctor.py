@@ -150,7 +150,7 @@ def _quarantine_rows(warehouse: Path) -> tuple[int | None, str]:
             return 0, "no table yet"
         except duckdb.IOException as error:
             return None, f"not read: {error}"
-    return rows, "bad rows of the exports the newest run read (rebuilt by every run)"
+    return rows, "bad rows of the exports the raw tables hold (up to the newest run's as-of date)"
 
 
 def _disk_bytes(instance: dg.DagsterInstance, settings: Settings) -> dict[str, int]:

@@ -19,9 +19,8 @@ Runs kept whatever their age:
   :func:`dagster_project.operations.liveness.close_dead_runs`'s job, never retention's.
 
 Ticks of the schedule and sensors are purged by the daemon itself (``retention:`` in
-deploy/dagster.yaml). ``raw.quarantined_rows`` needs no retention: each run rebuilds an entity's
-rows from the exports it reads (:mod:`dagster_project.ingest.loader`), so it holds the bad rows
-of the newest run's exports only.
+deploy/dagster.yaml). ``raw.quarantined_rows`` needs no retention: it holds the bad rows of the
+exports the raw tables hold (:mod:`dagster_project.ingest.loader`), no more.
 """
 
 from __future__ import annotations
@@ -111,7 +110,7 @@ class RetentionSettings:
             "alert log": f"rotated at {self.alert_log_max_bytes // (1024 * 1024)} MB, one "
             "old file kept (ICP_ALERT_LOG_MAX_MB)",
             "schedule and sensor ticks": "by the daemon: deploy/dagster.yaml `retention:`",
-            "raw.quarantined_rows": "rebuilt by every run from the exports it reads",
+            "raw.quarantined_rows": "the bad rows of the exports the raw tables hold",
         }
 
 

@@ -61,7 +61,8 @@ def _build_ingest_asset(
         description=(
             f"Rows of {contract.name} from every export dated <= the as-of date (the newest "
             f"date of a backfill range: the dbt models filter by each date), typed per "
-            f"schemas/{contract.name}.yaml; rows that break a rule go to {QUARANTINE_TABLE}."
+            f"schemas/{contract.name}.yaml; rows that break a rule go to {QUARANTINE_TABLE}. "
+            "Only exports new or changed since the last load are read."
         ),
         partitions_def=AS_OF_PARTITIONS,
         backfill_policy=SINGLE_RUN,
@@ -111,9 +112,16 @@ def _build_ingest_asset(
                 raise data_error(f"ingest of {contract.name} failed: {error}") from error
             contract_failures = raw_contract_failures(con, contract)
             share_findings = quarantine_share_findings(con, result, landing.max_quarantine_share)
+        plan = result.plan
         context.log.info(
             f"{contract.name}: {result.rows_read} rows read, {result.rows_loaded} loaded, "
-            f"{result.rows_quarantined} quarantined from {len(result.files)} file(s)"
+            f"{result.rows_quarantined} quarantined from {len(result.files)} file(s); this "
+            + (
+                f"run read all of them again ({plan.reason})"
+                if plan.rebuild
+                else f"run read {len(plan.read)} new or changed, dropped {len(plan.drop)}, "
+                f"checked the quarantined rows of {len(plan.recheck)} again"
+            )
         )
         yield dg.MaterializeResult(
             metadata={
@@ -123,6 +131,8 @@ def _build_ingest_asset(
                 "rows_loaded": result.rows_loaded,
                 "rows_quarantined": result.rows_quarantined,
                 "quarantined_by_rule": dict(result.quarantined_by_rule),
+                "files_read_this_run": len(plan.read),
+                "read_everything_again": plan.reason if plan.rebuild else "no",
             },
             check_results=[
                 _reconcile_check_result(key, result),

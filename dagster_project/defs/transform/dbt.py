@@ -269,9 +269,7 @@ def dbt_score_changes(
         for as_of in dates[:-1]:
             context.log.info(f"building the score changes as of {as_of}")
             _build(dbt, ["--select", CHANGES_MODEL], as_of, warehouse, run_vars)
-        invocation = dbt.cli_as_of(
-            ["build"], dates[-1], warehouse.path, run_vars, context=context
-        )
+        invocation = dbt.cli_as_of(["build"], dates[-1], warehouse.path, run_vars, context=context)
         yield from invocation.stream()
     # dbt_models stored this run's other unit tests; the check reports both builds.
     _BUILT_UNIT_TESTS.setdefault(context.run_id, {}).update(
