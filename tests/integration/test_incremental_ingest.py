@@ -7,7 +7,6 @@ every raw table in its stored order, the quarantine, the per-file counts and the
 
 from __future__ import annotations
 
-import csv
 import os
 from datetime import date
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from dagster_project.ingest.contracts import load_contracts
 from dagster_project.ingest.ledger import LEDGER_TABLE, STATE_TABLE
 from dagster_project.ingest.loader import QUARANTINE_TABLE, ingest_entity
+from tests.landing_files import write_csv
 
 CONTRACTS = load_contracts()
 ENTITIES = ("reference/fx_rates", "crm/accounts", "crm/activities", "billing/subscriptions")
@@ -42,25 +42,17 @@ SUBSCRIPTION_HEADER = [
 ]
 
 
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
 def _account(account_id: str, name: str, day: str) -> list[str]:
     return [account_id, name, "40", "2026-01-01", f"{day}T08:00:00Z"]
 
 
 def _first_export(landing: Path) -> None:
-    _write_csv(
+    write_csv(
         landing / "fx_rates.csv",
         ["date", "currency", "usd_per_unit"],
         [["2026-01-01", "EUR", "1.10"]],
     )
-    _write_csv(
+    write_csv(
         landing / DAY_1 / "crm" / "accounts.csv",
         ACCOUNT_HEADER,
         [
@@ -69,7 +61,7 @@ def _first_export(landing: Path) -> None:
             ["A3", "Bad size", "many", "2026-01-01", "2026-11-01"],
         ],
     )
-    _write_csv(
+    write_csv(
         landing / DAY_1 / "crm" / "activities.csv",
         ACTIVITY_HEADER,
         [
@@ -81,7 +73,7 @@ def _first_export(landing: Path) -> None:
             ["T5", "A2", "2026-10-31", "demo_request", "kept", "2026-11-01"],
         ],
     )
-    _write_csv(
+    write_csv(
         landing / DAY_1 / "billing" / "subscriptions.csv",
         SUBSCRIPTION_HEADER,
         [
@@ -93,12 +85,12 @@ def _first_export(landing: Path) -> None:
 
 def _second_export(landing: Path) -> None:
     """A9 arrives: its orphan activity and subscription of day 1 now have a parent."""
-    _write_csv(
+    write_csv(
         landing / DAY_2 / "crm" / "accounts.csv",
         ACCOUNT_HEADER,
         [_account("A9", "Nine", DAY_2), _account("A2", "Two renamed", DAY_2)],
     )
-    _write_csv(
+    write_csv(
         landing / DAY_2 / "crm" / "activities.csv",
         ACTIVITY_HEADER,
         [["T6", "A9", "2026-11-02", "email_open", "new", "2026-11-02"]],
@@ -107,7 +99,7 @@ def _second_export(landing: Path) -> None:
 
 def _third_export(landing: Path) -> None:
     """An export without the optional column ``updated_at`` (nor the extra ``note``)."""
-    _write_csv(
+    write_csv(
         landing / DAY_3 / "crm" / "activities.csv",
         ACTIVITY_HEADER[:4],
         [["T7", "A1", "2026-11-03", "meeting"]],
@@ -217,7 +209,7 @@ def test_a_new_fx_rate_or_value_map_reloads_what_it_changes(tmp_path, landing):
     warehouse = tmp_path / "warehouse.duckdb"
     _ingest(warehouse, landing, DAY_1)
 
-    _write_csv(
+    write_csv(
         landing / "fx_rates.csv",
         ["date", "currency", "usd_per_unit"],
         [["2026-01-01", "EUR", "1.10"], ["2026-06-01", "EUR", "1.20"]],
@@ -228,7 +220,7 @@ def test_a_new_fx_rate_or_value_map_reloads_what_it_changes(tmp_path, landing):
     assert after_fx["crm/accounts"].plan.rebuild
     _assert_same_as_a_rebuild(tmp_path, warehouse, landing, DAY_1, after_fx)
 
-    _write_csv(
+    write_csv(
         landing / "value_maps" / "activity_types.csv",
         ["entity", "column", "value", "maps_to"],
         [["crm/activities", "activity_type", "mainframe", "meeting"]],

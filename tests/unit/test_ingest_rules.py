@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
 from datetime import date
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from dagster_project.ingest.contracts import load_contracts
 from dagster_project.ingest.landing import LandingError
 from dagster_project.ingest.loader import ingest_entity
+from tests.landing_files import write_csv
 
 CONTRACTS = load_contracts()
 EXPORT = "2026-11-20"
@@ -25,15 +25,6 @@ ACCOUNT_HEADER = [
     "created_at",
     "updated_at",
 ]
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
-    return path
 
 
 def _ingest(con, landing: Path, *entities: str, as_of: date | None = None):
@@ -61,12 +52,12 @@ def _quarantine(con, entity: str) -> dict[int, list[str]]:
 
 def test_each_row_rule_quarantines_with_reason_and_counts_reconcile(tmp_path, con):
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / "fx_rates.csv",
         ["date", "currency", "usd_per_unit"],
         [["2026-01-01", "EUR", "1.08"]],
     )
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ACCOUNT_HEADER,
         [
@@ -83,7 +74,7 @@ def test_each_row_rule_quarantines_with_reason_and_counts_reconcile(tmp_path, co
             ["A10", "x", "10", "cloud", "usd", "2026-01-01", "2026-01-02"],  # 12
         ],
     )
-    _write_csv(
+    write_csv(
         landing / EXPORT / "billing" / "subscriptions.csv",
         ["subscription_id", "account_id", "mrr", "started_at", "status", "updated_at"],
         [
@@ -121,12 +112,12 @@ def test_each_row_rule_quarantines_with_reason_and_counts_reconcile(tmp_path, co
 
 def test_range_and_boolean_rules(tmp_path, con):
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ACCOUNT_HEADER,
         [["A1", "Acme", "10", "cloud", "", "2026-01-01", "2026-01-02"]],
     )
-    _write_csv(
+    write_csv(
         landing / EXPORT / "support" / "tickets.csv",
         ["ticket_id", "account_id", "created_at", "csat", "priority"],
         [
@@ -135,7 +126,7 @@ def test_range_and_boolean_rules(tmp_path, con):
             ["T3", "A1", "2026-02-01", "0", "LOW"],
         ],
     )
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "opportunities.csv",
         ["opportunity_id", "account_id", "created_at", "stage", "updated_at", "is_deleted"],
         [
@@ -154,7 +145,7 @@ def test_range_and_boolean_rules(tmp_path, con):
 def test_quarantine_keeps_raw_values_and_hostile_text_unchanged(tmp_path, con):
     landing = tmp_path / "landing"
     hostile = "'; DROP TABLE raw.crm__accounts; --"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         [*ACCOUNT_HEADER, "Loyalty Tier"],
         [
@@ -189,7 +180,7 @@ def test_header_matching_ignores_case_spaces_and_bom(tmp_path, con):
 
 def test_missing_required_column_fails_naming_file_and_column(tmp_path, con):
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ["account_id", "created_at", "updated_at"],
         [["A1", "2026-01-01", "2026-01-01"]],
@@ -210,7 +201,7 @@ def test_unreadable_file_fails_naming_the_file(tmp_path, con):
 
 
 def test_symlink_out_of_landing_root_is_refused(tmp_path, con):
-    outside = _write_csv(tmp_path / "elsewhere.csv", ACCOUNT_HEADER, [])
+    outside = write_csv(tmp_path / "elsewhere.csv", ACCOUNT_HEADER, [])
     link = tmp_path / "landing" / EXPORT / "crm" / "accounts.csv"
     link.parent.mkdir(parents=True)
     link.symlink_to(outside)
@@ -221,7 +212,7 @@ def test_symlink_out_of_landing_root_is_refused(tmp_path, con):
 def test_exports_after_as_of_date_are_not_read(tmp_path, con):
     landing = tmp_path / "landing"
     for export, name in (("2026-11-19", "Old name"), ("2026-11-20", "New name")):
-        _write_csv(
+        write_csv(
             landing / export / "crm" / "accounts.csv",
             ACCOUNT_HEADER,
             [["A1", name, "10", "cloud", "", "2026-01-01", f"{export}"]],
@@ -233,7 +224,7 @@ def test_exports_after_as_of_date_are_not_read(tmp_path, con):
 
 def test_parquet_and_gzip_files_are_read_like_csv(tmp_path, con):
     landing = tmp_path / "landing"
-    csv_path = _write_csv(
+    csv_path = write_csv(
         tmp_path / "accounts.csv",
         ACCOUNT_HEADER,
         [["A1", "Acme", "10", "cloud", "", "2026-01-01", "2026-01-02"]],
@@ -266,7 +257,7 @@ def test_freshness_warns_on_an_old_export_and_a_missing_required_file(tmp_path):
             "billing/invoices",
             "support/tickets",
         ):
-            _write_csv(landing / export / f"{entity}.csv", ["x"], [])
+            write_csv(landing / export / f"{entity}.csv", ["x"], [])
     contracts = CONTRACTS.values()
     assert freshness_findings(landing, contracts, date(2026, 11, 21), max_age_days=2) == []
     # Tickets the previous export held are expected; activities it never held are not.
@@ -288,13 +279,13 @@ def test_absent_and_header_only_optional_entities_load_zero_rows_and_pass_the_co
     from dagster_project.ingest.raw_validation import raw_contract_failures
 
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ["account_id", "account_name", "created_at", "updated_at"],
         [["A1", "Acme", "2026-01-01", "2026-01-01"]],
     )
     header_only = ["ticket_id", "account_id", "created_at"]
-    _write_csv(landing / EXPORT / "support" / "tickets.csv", header_only, [])
+    write_csv(landing / EXPORT / "support" / "tickets.csv", header_only, [])
     con = duckdb.connect()
     results = _ingest(con, landing, "crm/accounts", "crm/opportunities", "support/tickets")
     assert results["crm/opportunities"].rows_read == 0 and results["crm/opportunities"].files == ()
@@ -325,7 +316,7 @@ def test_value_maps_normalise_countries_and_enum_synonyms_before_the_rules(tmp_p
     """Built-in maps turn country names and common synonyms into contract values; the
     landing zone's own map adds to them; a value no map names is still quarantined."""
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ["account_id", "account_name", "country", "deployment", "created_at", "updated_at"],
         [
@@ -335,12 +326,12 @@ def test_value_maps_normalise_countries_and_enum_synonyms_before_the_rules(tmp_p
             ["A4", "Delta", "Nordland", "cloud", "2026-01-01", "2026-01-01"],
         ],
     )
-    _write_csv(
+    write_csv(
         landing / EXPORT / "support" / "tickets.csv",
         ["ticket_id", "account_id", "created_at", "priority"],
         [["T1", "A1", "2026-02-01", "Medium"], ["T2", "A2", "2026-02-01", "P5"]],
     )
-    _write_csv(
+    write_csv(
         landing / "value_maps" / "ours.csv",
         ["entity", "column", "value", "maps_to"],
         [["crm/accounts", "country", "Nordland", "NO"]],
@@ -367,13 +358,13 @@ def test_a_rule_quarantining_more_than_the_limit_is_named_with_examples(tmp_path
     from dagster_project.ingest.loader import quarantine_share_findings
 
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ["account_id", "account_name", "created_at", "updated_at"],
         [["A1", "Acme", "2026-01-01", "2026-01-01"]],
     )
     priorities = ["low"] * 15 + ["P5"] * 4 + ["???"]
-    _write_csv(
+    write_csv(
         landing / EXPORT / "support" / "tickets.csv",
         ["ticket_id", "account_id", "created_at", "priority"],
         [[f"T{n}", "A1", "2026-02-01", p] for n, p in enumerate(priorities)],
@@ -414,7 +405,7 @@ def test_header_keys_fold_unicode_invisible_characters_case_and_separators():
 
 def test_sentinel_dates_follow_the_configured_range(tmp_path, con):
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ["account_id", "account_name", "created_at", "updated_at"],
         [
@@ -454,7 +445,7 @@ def test_keys_are_trimmed_and_case_sensitive(tmp_path, con):
     """Keys are trimmed of Unicode spaces and zero-width characters; case is kept and
     distinguishes keys (Salesforce ids are case-sensitive), with a warning."""
     landing = tmp_path / "landing"
-    _write_csv(
+    write_csv(
         landing / EXPORT / "crm" / "accounts.csv",
         ["account_id", "account_name", "created_at", "updated_at"],
         [
