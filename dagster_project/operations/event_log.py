@@ -24,8 +24,9 @@ tells a live UI about new events also watches that file (Dagster's watches ``<ru
       module: dagster_project.operations.event_log
       class: PooledSqliteEventLogStorage
 
-in ``$DAGSTER_HOME/history/runs/``, where Dagster keeps its event log by default (a
-``config: {base_dir: DIR}`` elsewhere, relative to ``$DAGSTER_HOME``).
+in ``<instance home>/history/runs/``, where Dagster keeps its event log by default (a
+``config: {base_dir: DIR}`` elsewhere, relative to the instance's home, the folder of its
+dagster.yaml, or absolute).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from watchdog.events import FileSystemEvent
 
 __all__ = ["DEFAULT_BASE_DIR", "MAX_OPEN_DATABASES", "PooledSqliteEventLogStorage"]
 
-#: Where Dagster keeps the SQLite event log under $DAGSTER_HOME when dagster.yaml names none.
+#: Where Dagster keeps the SQLite event log in an instance's home when dagster.yaml names none.
 DEFAULT_BASE_DIR = os.path.join("history", "runs", "")
 
 #: Databases kept open at once: the index and the runs a process is writing or watching. A
@@ -68,8 +69,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     """``SqliteEventLogStorage`` keeping its database connections open between events."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        """``base_dir``: the event log folder; a relative one lies under the home of the
+        instance the storage is registered with (see :meth:`register_instance`)."""
         self._engines: OrderedDict[str, Engine] = OrderedDict()
-        super().__init__(base_dir, inst_data)
+        self._home_relative_dir: str | None = None
+        if os.path.isabs(base_dir):
+            super().__init__(base_dir, inst_data)
+        else:
+            # Set up when the instance registers: until then no folder is known, and any use
+            # fails rather than reading another home's runs.
+            self._home_relative_dir = base_dir
+            self._pending_inst_data = inst_data
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
@@ -79,9 +89,17 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
     def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
     ) -> PooledSqliteEventLogStorage:
-        home = os.environ.get("DAGSTER_HOME") or os.getcwd()
-        base_dir = os.path.join(home, config_value.get("base_dir") or DEFAULT_BASE_DIR)
-        return cls(base_dir=base_dir, inst_data=inst_data)
+        return cls(base_dir=config_value.get("base_dir") or DEFAULT_BASE_DIR, inst_data=inst_data)
+
+    def register_instance(self, instance) -> None:
+        """The folder of a relative ``base_dir`` is under the instance's own home: an instance
+        made with ``DagsterInstance.from_config(home)`` in a process whose ``DAGSTER_HOME``
+        names another (a test, a script watching a run) read another home's event log."""
+        if self._home_relative_dir is not None:
+            base_dir = os.path.join(instance.root_directory, self._home_relative_dir)
+            self._home_relative_dir = None
+            super().__init__(base_dir, self._pending_inst_data)
+        super().register_instance(instance)
 
     def forget_shard(self, shard: str) -> None:
         """Close and forget the database of ``shard`` (a run id), before its file is deleted."""
@@ -141,6 +159,8 @@ class PooledSqliteEventLogStorage(SqliteEventLogStorage):
         )
 
     def dispose(self) -> None:
+        if self._home_relative_dir is not None:
+            return  # never registered with an instance: nothing was opened
         with self._db_lock:
             for engine in self._engines.values():
                 engine.dispose()

@@ -41,6 +41,25 @@ def test_the_project_instance_uses_it_in_dagsters_usual_folder(tmp_path):
     assert Path(storage._base_dir) == (home / "history" / "runs").resolve()
 
 
+def test_an_instance_made_from_its_folder_reads_its_own_event_log(tmp_path, monkeypatch):
+    """``DagsterInstance.from_config(home)`` in a process whose DAGSTER_HOME names another
+    folder (a test or script watching a run): the storage read ``$DAGSTER_HOME``'s (or the
+    working directory's) event log and saw none of the run's events."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    dagster_instance(home).dispose()  # writes home/dagster.yaml
+    elsewhere.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(elsewhere))
+    monkeypatch.chdir(elsewhere)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        storage = instance.event_log_storage
+        assert isinstance(storage, PooledSqliteEventLogStorage)
+        assert Path(storage._base_dir) == (home / "history" / "runs").resolve()
+        run_id = _many_steps.execute_in_process(instance=instance).run_id
+        assert len(_messages(storage, run_id)) > 4 * _STEPS
+    assert (home / "history" / "runs" / f"{run_id}.db").exists()
+    assert list(elsewhere.iterdir()) == []
+
+
 def test_a_run_opens_each_database_once_and_dagsters_storage_reads_it_live(tmp_path):
     instance = dagster_instance(tmp_path / "home")
     storage = instance.event_log_storage
