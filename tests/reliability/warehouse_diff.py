@@ -33,6 +33,12 @@ RUN_TIME_COLUMNS: dict[tuple[str, str, str], str] = {
         "when the ingest step quarantined the row (the sample data has no bad rows; listed so "
         "a landing zone with some compares too)"
     ),
+    ("raw", "_ingest_states", "generation"): (
+        "how many loads of the raw table may have removed rows: counts loads, so one backfill "
+        "run and the same dates run one by one differ (ingest/ledger.py)"
+    ),
+    ("raw", "_ingest_states", "version"): "how many loads changed the raw table (as above)",
+    ("raw", "_ingest_states", "parents"): "the parents' generation and version at the load",
     ("meta", "publish_info", "version"): (
         "published copy only: a new id (UTC time + random suffix) per publish"
     ),
