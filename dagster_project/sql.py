@@ -30,6 +30,11 @@ def string_literal(text: str | Path) -> str:
     return "'" + str(text).replace("'", "''") + "'"
 
 
+def json_member_path(key: str) -> str:
+    """The JSONPath of the object member ``key``, quoted (a name may hold spaces or dots)."""
+    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
     """Whether ``schema.table`` exists in the connection's default catalog."""
     return bool(

@@ -24,6 +24,7 @@ The result equals a rebuild (tests/integration/test_incremental_ingest.py compar
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
@@ -107,8 +108,10 @@ class IngestPlan:
         return self.rebuild or bool(self.read or self.drop or self.recheck)
 
 
+@functools.cache
 def code_fingerprint() -> str:
-    """A hash of the ingest code: rows loaded by another version are not trusted."""
+    """A hash of the ingest code: rows loaded by another version are not trusted. Computed
+    once per process (every entity of every run asks)."""
     digest = hashlib.sha256()
     folder = Path(__file__).parent
     for name in _INGEST_MODULES:
@@ -188,8 +191,8 @@ def write_ledger(
     files: Iterable[LoadedFile],
     state: EntityState,
 ) -> None:
-    """Replace the entity's ledger and state (inside the caller's transaction)."""
-    ensure_ledger_tables(con)
+    """Replace the entity's ledger and state (inside the caller's transaction; the tables
+    exist: ``loader.ensure_raw_schema`` creates them)."""
     con.execute(f"DELETE FROM {LEDGER_TABLE} WHERE entity = $entity", {"entity": entity})
     rows = [
         (

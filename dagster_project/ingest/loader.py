@@ -60,7 +60,7 @@ from dagster_project.ingest.value_maps import (
     load_value_maps,
     value_key_sql,
 )
-from dagster_project.sql import quote_identifier, string_literal, table_exists
+from dagster_project.sql import json_member_path, quote_identifier, string_literal, table_exists
 
 __all__ = [
     "FileCounts",
@@ -69,6 +69,7 @@ __all__ = [
     "QUARANTINE_TABLE",
     "ensure_raw_schema",
     "ingest_entity",
+    "parent_entities",
     "quarantine_share_findings",
     "quote_identifier",
 ]
@@ -205,8 +206,7 @@ def ingest_entity(
     """
     con.execute("SET TimeZone = 'UTC'")
     ensure_raw_schema(con)
-    contracts = load_contracts()
-    mapping = entity_mapping_for(landing_root, contract, contracts)
+    mapping = entity_mapping_for(landing_root, contract, load_contracts())
     files = find_entity_files(
         landing_root, contract, as_of, file_stem=mapping.file if mapping else None
     )
@@ -222,7 +222,7 @@ def ingest_entity(
     )
     by_path = {f.relative_path: f for f in files}
     stamps = {f.relative_path: file_stamp(_files_read_with(f, mapping)) for f in files}
-    parents_now = {name: _parent_version(con, name) for name in _parent_entities(contract)}
+    parents_now = {name: _parent_version(con, name) for name in parent_entities(contract)}
     fingerprint = _ingest_fingerprint(contract, mapping, mappings, valid_dates)
     state = read_state(con, contract.name)
     loaded = read_ledger(con, contract.name)
@@ -241,15 +241,14 @@ def ingest_entity(
         read_now[path] = _read_into_landing_table(
             con, contract, by_path[path], mapped_columns, mapping
         )
-    rows_read = {path: loaded[path].rows_read for path in stamps if path not in read_now}
-    rows_read.update({path: 0 for path in read_now})
-    rows_read.update(
-        dict(
-            con.execute(
-                f"SELECT _source_file, count(*) FROM {_LANDING_TABLE} GROUP BY ALL"
-            ).fetchall()
-        )
+    counted = dict(
+        con.execute(f"SELECT _source_file, count(*) FROM {_LANDING_TABLE} GROUP BY ALL").fetchall()
     )
+    # A file with no rows (header only) was read but has no count.
+    rows_read = {
+        path: counted.get(path, 0) if path in read_now else loaded[path].rows_read
+        for path in stamps
+    }
     ledger = [
         LoadedFile(
             path,
@@ -262,7 +261,8 @@ def ingest_entity(
         else loaded[path]
         for path in stamps
     ]
-    if plan.changes_anything or state is None or dict(state.parents) != parents_now:
+    # A run that changes no row still records the parents' versions it was checked against.
+    if plan.changes_anything or dict(state.parents) != parents_now:
         if plan.recheck:
             _restore_quarantined_rows(con, contract, plan.recheck)
         _check_rows(con, contract, valid_dates)
@@ -300,8 +300,9 @@ def _files_read_with(landing_file: LandingFile, mapping: EntityMapping | None) -
     ]
 
 
-def _parent_entities(contract: EntityContract) -> list[str]:
-    """Entities whose raw tables the row rules read (as the ingest asset's deps say)."""
+def parent_entities(contract: EntityContract) -> list[str]:
+    """Entities whose raw tables the row rules read: foreign-key parents and, for an entity
+    with a currency, the fx rates (the ingest asset depends on exactly these)."""
     parents = set(contract.foreign_keys.values())
     if "currency" in contract.column_names and not contract.is_reference:
         parents.add(FX_RATES_ENTITY)
@@ -885,7 +886,7 @@ def _restore_quarantined_rows(
     checked again: a parent's new rows may give an orphan its parent."""
     columns = ", ".join(quote_identifier(c) for c in contract.column_names)
     values = ", ".join(
-        f"raw_values ->> {string_literal(json_path(c))}" for c in contract.column_names
+        f"raw_values ->> {string_literal(json_member_path(c))}" for c in contract.column_names
     )
     con.execute(
         f"""
@@ -898,11 +899,6 @@ def _restore_quarantined_rows(
         """,
         {"entity": contract.name, "files": list(files)},
     )
-
-
-def json_path(key: str) -> str:
-    """The JSONPath of an object member ``key`` (quoted: a name may hold spaces or dots)."""
-    return '$."' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _write_quarantine(

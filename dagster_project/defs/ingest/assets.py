@@ -23,6 +23,7 @@ from dagster_project.ingest.loader import (
     QUARANTINE_TABLE,
     IngestResult,
     ingest_entity,
+    parent_entities,
     quarantine_share_findings,
 )
 from dagster_project.ingest.raw_validation import raw_contract_failures
@@ -42,10 +43,8 @@ def raw_asset_key(contract: EntityContract) -> dg.AssetKey:
 
 def _parents(contract: EntityContract, contracts: dict[str, EntityContract]) -> list[dg.AssetKey]:
     """Raw tables the entity's row checks read: foreign-key parents and fx rates."""
-    parents = [raw_asset_key(contracts[parent]) for parent in contract.foreign_keys.values()]
-    if "currency" in contract.column_names and not contract.is_reference:
-        parents.append(raw_asset_key(contracts["reference/fx_rates"]))
-    return sorted(set(parents), key=lambda key: key.to_user_string())
+    parents = [raw_asset_key(contracts[parent]) for parent in parent_entities(contract)]
+    return sorted(parents, key=lambda key: key.to_user_string())
 
 
 def _build_ingest_asset(
