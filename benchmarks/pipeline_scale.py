@@ -26,10 +26,10 @@ written to Parquet.
 persistent ``DAGSTER_HOME`` under ``--out`` (a copy of ``deploy/dagster.yaml``), so this
 process reads the run's event log afterwards: the time of every step (ingest per entity, dbt
 models, dbt unit tests, scoring, checks, publish) and, from dagster-dbt's metadata, of every
-dbt model and test. The child wraps the pipeline's ``discard_target`` (which deletes a
-successful dbt invocation's target folder) to copy each ``run_results.json`` first, so the
-dbt builds not streamed to Dagster (the backtest's facts, the unit tests) are timed too. No
-pipeline code is changed.
+dbt model and test. The child wraps dagster-dbt's ``DbtCliInvocation.stream_raw_events`` to
+keep each dbt invocation's node times from its result events (the pipeline's dbt writes no
+run_results.json), so the dbt builds not streamed to Dagster (the backtest's facts, the unit
+tests) are timed too. No pipeline code is changed.
 
 **Measurements.** Each measured process tree (the pipeline spawns dbt) is polled every 0.2 s
 with psutil: the peak RSS of any one process (the larger of the polled RSS and the kernel's
@@ -352,6 +352,10 @@ def _reference_once(landing: Path, as_of: date, out: Path) -> None:
     for name, contract in sorted(load_contracts().items()):
         path = export / f"{name}.csv"
         if not path.exists():
+            # An entity this landing zone has not (the first generator writes no usage, no
+            # NPS): an empty table, so that the facts are those of the sources it has.
+            columns = ", ".join(f"{c.name} {c.warehouse_type}" for c in contract.columns)
+            con.execute(f"CREATE TABLE {name.replace('/', '__')} ({columns})")
             continue
         with open(path, encoding="utf-8") as file:
             header = file.readline().strip().split(",")
@@ -365,9 +369,6 @@ def _reference_once(landing: Path, as_of: date, out: Path) -> None:
         )
         timings[f"read {name}"] = time.perf_counter() - part
         rows[name] = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    for table in ("crm__activities", "feedback__nps_responses", "product__usage"):
-        if table not in {t[0] for t in con.execute("SHOW TABLES").fetchall()}:
-            raise RuntimeError(f"the reference expects {table}; use --generator planted")
     part = time.perf_counter()
     con.execute(_REFERENCE_FACTS_SQL.replace("$as_of", f"DATE '{as_of.isoformat()}'"))
     timings["facts"] = time.perf_counter() - part
@@ -572,23 +573,40 @@ def _run_reference(landing: Path, as_of: date, out: Path) -> Measured:
 # The pipeline
 
 
+_DBT_RESULT_EVENTS = ("LogModelResult", "LogTestResult", "LogSeedResult", "LogSnapshotResult")
+
+
 def _pipeline_once(cli_arguments: list[str]) -> None:
-    """Child process: ``icp`` with dbt's run_results.json of every invocation kept."""
-    import dagster_project.defs.transform.dbt as dbt_module
-    from dagster_project.cli import app
+    """Child process: ``icp`` with the node times of every dbt invocation kept."""
+    from dagster_dbt import DbtCliInvocation
+
+    from dagster_project.cli import main
 
     artifacts = Path(os.environ[_DBT_ARTIFACTS_ENV])
     artifacts.mkdir(parents=True, exist_ok=True)
-    discard = dbt_module.discard_target
+    stream_raw_events = DbtCliInvocation.stream_raw_events
 
-    def keep_run_results_then_discard(invocation) -> None:
-        run_results = Path(invocation.target_path) / "run_results.json"
-        if run_results.exists():
-            shutil.copyfile(run_results, artifacts / f"{time.time():.3f}-run_results.json")
-        discard(invocation)
+    def stream_and_keep_node_times(invocation):
+        # The pipeline's dbt writes no run_results.json (--no-write-json): the same figures
+        # come from its result events (one per node) and its closing statistics.
+        nodes, elapsed = {}, 0.0
+        for event in stream_raw_events(invocation):
+            name, data = event.raw_event["info"]["name"], event.raw_event["data"]
+            if name in _DBT_RESULT_EVENTS:
+                nodes[data["node_info"]["unique_id"]] = data["execution_time"]
+            elif name == "FinishedRunningStats":
+                elapsed = data["execution_time"]
+            yield event
+        args = [str(arg) for arg in invocation.process.args]
+        which = next((a for a in args[1:] if a in ("build", "test", "run", "compile")), "")
+        selected = args[args.index("--select") + 1] if "--select" in args else ""
+        record = {"command": f"{which} {selected}".strip(), "elapsed": elapsed, "nodes": nodes}
+        (artifacts / f"{time.time():.3f}-dbt-nodes.json").write_text(json.dumps(record))
 
-    dbt_module.discard_target = keep_run_results_then_discard
-    app(cli_arguments, prog_name="icp")
+    DbtCliInvocation.stream_raw_events = stream_and_keep_node_times
+    # The console script's own entry point, as `icp` runs (it exits without teardown).
+    sys.argv = ["icp", *cli_arguments]
+    main()
 
 
 def _dagster_home(root: Path) -> Path:
@@ -655,21 +673,7 @@ def _event_log_profile(home: Path) -> dict:
 
 def _dbt_run_results(artifacts: Path) -> list[dict]:
     """Every dbt invocation of the run: its command, elapsed time and per-node times."""
-    invocations = []
-    for path in sorted(artifacts.glob("*-run_results.json")):
-        results = json.loads(path.read_text())
-        invocations.append(
-            {
-                "command": " ".join(
-                    str(results["args"].get(key) or "")
-                    for key in ("which", "select")
-                    if results["args"].get(key)
-                ),
-                "elapsed": results.get("elapsed_time", 0.0),
-                "nodes": {r["unique_id"]: r["execution_time"] for r in results["results"]},
-            }
-        )
-    return invocations
+    return [json.loads(path.read_text()) for path in sorted(artifacts.glob("*-dbt-nodes.json"))]
 
 
 def _published_fingerprint(warehouse: Path) -> str:

@@ -3,8 +3,10 @@ ICP report."""
 
 from __future__ import annotations
 
+import atexit
 import os
-from contextlib import nullcontext
+import sys
+from contextlib import nullcontext, suppress
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -152,8 +154,6 @@ def _run_and_report(
     date_range: tuple[date, date] | None = None,
     progress: Progress = Progress.auto,
 ) -> None:
-    import sys
-
     from dagster_project.operations.liveness import close_dead_runs
     from dagster_project.progress import progress_display
     from dagster_project.publish import published_dir_for
@@ -483,11 +483,39 @@ def doctor(
     console.print("[green]Nothing wrong.[/]")
 
 
-def main() -> None:  # pragma: no cover - console entry point
-    app()
+def main() -> None:
+    """The ``icp`` console script: ``app``, then an exit without tearing the interpreter down.
+
+    When ``app`` is done, each step has closed its files and databases and the atexit
+    handlers have run (``_exit_now`` is registered first, so it runs last); what remains is
+    the interpreter freeing the objects of every library a run imports (dagster, dbt,
+    scikit-learn, Great Expectations), about 2.5 s per command here for nothing.
+    """
+    atexit.register(_exit_now)
+    try:
+        app()
+    except SystemExit as exit_:
+        code = exit_.code
+        # sys.exit("text") prints the text and exits 1, as Python would.
+        _EXIT_STATUS[0] = code if isinstance(code, int) else int(code is not None)
+        raise
+    except BaseException:
+        _EXIT_STATUS[0] = 1  # Python prints the traceback, then exits 1
+        raise
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
+#: The status ``main`` exits with; 1 until ``app`` says otherwise.
+_EXIT_STATUS = [1]
 
-__all__ = ["app"]
+
+def _exit_now() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(Exception):  # a closed pipe must not change the status
+            stream.flush()
+    os._exit(_EXIT_STATUS[0])
+
+
+if __name__ == "__main__":
+    main()
+
+__all__ = ["app", "main"]

@@ -300,9 +300,14 @@ def _kind(expectation_type: str) -> str | None:
     return None
 
 
+def disable_great_expectations_analytics() -> None:
+    """No usage statistics (GE reads the variable at import; a user's own setting stands)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
 def _ephemeral_context() -> tuple[Any, Any]:
     """An in-memory GE context: no files, no analytics, no progress bars."""
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    disable_great_expectations_analytics()
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,

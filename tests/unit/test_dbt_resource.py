@@ -46,25 +46,37 @@ def test_the_dbt_version_is_the_installed_one_without_running_dbt(monkeypatch):
     assert resource._initialize_dbt_core_adapter(["build"]) is None
 
 
-def _run_results(statuses: dict[str, str]) -> dict:
-    return {
-        "results": [
-            {"unique_id": uid, "status": status, "message": f"{status} message"}
-            for uid, status in statuses.items()
-        ]
-        + [{"unique_id": "model.icp_pipeline.dim_accounts", "status": "success"}]
-    }
+def _dbt_events(statuses: dict[str, str]) -> list[dict]:
+    """dbt's structured events as the pipeline's dbt streams them: a start and a result per
+    unit test, the error dbt logs about a failing one, and a model's result."""
+
+    def event(name: str, unique_id: str, level: str = "info", **data) -> dict:
+        return {
+            "info": {"name": name, "level": level, "msg": f"{name} of {unique_id}"},
+            "data": {"node_info": {"unique_id": unique_id}, **data},
+        }
+
+    return (
+        [event("LogStartLine", uid) for uid in statuses]
+        + [event("LogTestResult", uid, status=status) for uid, status in statuses.items()]
+        + [event("RunResultFailure", u, "error") for u, s in statuses.items() if s == "fail"]
+        + [event("LogModelResult", "model.icp_pipeline.dim_accounts", status="OK")]
+    )
 
 
 def test_a_failed_or_missing_unit_test_fails_its_check():
     keys = sorted(_UNIT_TESTS, key=lambda key: key.name)
     failing, missing, *passing = keys
     statuses = {_UNIT_TESTS[failing][1]: "fail"} | {_UNIT_TESTS[k][1]: "pass" for k in passing}
-    results = unit_test_results(_run_results(statuses))
+    results = unit_test_results(_dbt_events(statuses))
     assert all(uid.startswith("unit_test.") for uid in results)
     checks = {r.check_name: r for r in unit_test_check_results(keys, results, run_by="dbt build")}
     assert checks[failing.name].passed is False
     assert checks[failing.name].metadata["status"].value == "fail"
+    assert checks[failing.name].metadata["message"].value == (
+        f"RunResultFailure of {_UNIT_TESTS[failing][1]}"
+    )
+    assert all(checks[k.name].metadata["message"].value == "" for k in passing)
     assert checks[missing.name].passed is False
     assert checks[missing.name].metadata["status"].value == "not run"
     assert all(checks[k.name].passed for k in passing)
@@ -92,6 +104,11 @@ def test_each_invocation_gets_its_date_without_parsing_the_project_again(tmp_pat
         full_parses.append("UnableToPartialParse" in events)
         compiled = next(invocation.target_path.rglob("compiled/**/stg_crm__accounts.sql"))
         assert f"cast('{as_of.isoformat()}' as date)" in compiled.read_text()
+        # dbt writes neither its 4 MB manifest (twice) nor run_results.json: the pipeline
+        # reads results from the events; the partial parse is saved for the next one.
+        assert not (invocation.target_path / "manifest.json").exists()
+        assert not (invocation.target_path / "run_results.json").exists()
+        assert (invocation.target_path / PARTIAL_PARSE_FILE).is_file()
         discard_target(invocation)
         assert not invocation.target_path.exists()
     assert full_parses[1] is False, "the second date parsed the whole project again"

@@ -28,6 +28,7 @@ from dagster_project.defs.partitions import (
     retry_only_if_transient,
     run_dates,
 )
+from dagster_project.defs.preload import preload_later_steps
 from dagster_project.defs.project import DBT_PROJECT, DBT_PROJECT_DIR, dbt_executable
 from dagster_project.defs.resources import (
     IcpDbtCliResource,
@@ -47,6 +48,7 @@ __all__ = [
     "discard_target",
     "ensure_manifest",
     "prune_stale_targets",
+    "stream_noting_unit_tests",
     "unit_test_check_results",
     "unit_test_results",
 ]
@@ -193,6 +195,8 @@ def dbt_models(
     When the learned ICP is used, the facts of each backtest date (``validation.backtest_days``
     earlier) are built first, point in time, so the scoring can fit on what was known then.
     """
+    # dbt runs in its own process: meanwhile this one imports what scoring and publish need.
+    preload_later_steps()
     config = scoring_config.load()
     dates = run_dates(context)
     if pruned := prune_stale_targets():
@@ -212,10 +216,9 @@ def _build_dates(context, dbt, warehouse, landing, config, dates: list[date]):
             context.log.info(f"building the models as of {as_of} ({position + 1}/{len(dates)})")
             _build(dbt, ["--exclude", CHANGES_MODEL], as_of, warehouse, run_vars)
     invocation = dbt.cli_as_of(["build"], dates[-1], warehouse.path, run_vars, context=context)
-    yield from invocation.stream()
-    _BUILT_UNIT_TESTS[context.run_id] = unit_test_results(
-        invocation.get_artifact("run_results.json")
-    )
+    unit_test_events: list[dict[str, Any]] = []
+    yield from stream_noting_unit_tests(invocation, unit_test_events)
+    _BUILT_UNIT_TESTS[context.run_id] = unit_test_results(unit_test_events)
     discard_target(invocation)
 
 
@@ -270,11 +273,10 @@ def dbt_score_changes(
             context.log.info(f"building the score changes as of {as_of}")
             _build(dbt, ["--select", CHANGES_MODEL], as_of, warehouse, run_vars)
         invocation = dbt.cli_as_of(["build"], dates[-1], warehouse.path, run_vars, context=context)
-        yield from invocation.stream()
+        unit_test_events: list[dict[str, Any]] = []
+        yield from stream_noting_unit_tests(invocation, unit_test_events)
     # dbt_models stored this run's other unit tests; the check reports both builds.
-    _BUILT_UNIT_TESTS.setdefault(context.run_id, {}).update(
-        unit_test_results(invocation.get_artifact("run_results.json"))
-    )
+    _BUILT_UNIT_TESTS.setdefault(context.run_id, {}).update(unit_test_results(unit_test_events))
     discard_target(invocation)
 
 
@@ -309,13 +311,44 @@ _UNIT_TESTS = _unit_test_specs()
 _BUILT_UNIT_TESTS: dict[str, dict[str, dict[str, Any]]] = {}
 
 
-def unit_test_results(run_results: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """The unit tests' entries of a dbt ``run_results.json``, by unique id."""
-    return {
-        result["unique_id"]: result
-        for result in run_results["results"]
-        if result["unique_id"].startswith("unit_test.")
-    }
+def _unit_test_id(raw_event: Mapping[str, Any]) -> str | None:
+    unique_id = raw_event["data"].get("node_info", {}).get("unique_id") or ""
+    return unique_id if unique_id.startswith("unit_test.") else None
+
+
+def stream_noting_unit_tests(
+    invocation: DbtCliInvocation, unit_test_events: list[dict[str, Any]]
+) -> Iterator[Any]:
+    """``invocation.stream()``: the Dagster events of each dbt event; dbt's own events about
+    unit tests (which dagster-dbt turns into nothing) are appended to ``unit_test_events`` as
+    they pass. The pipeline's dbt writes no run_results.json (``IcpDbtCliResource.cli_as_of``)."""
+    for event in invocation.stream_raw_events():
+        if _unit_test_id(event.raw_event):
+            unit_test_events.append(event.raw_event)
+        yield from event.to_default_asset_events(
+            manifest=invocation.manifest,
+            dagster_dbt_translator=invocation.dagster_dbt_translator,
+            context=invocation.context,
+            target_path=invocation.target_path,
+            project=invocation.project,
+        )
+
+
+def unit_test_results(events: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each unit test's result among dbt's structured events, by unique id: ``status`` from
+    its ``LogTestResult`` event (``pass``, ``fail``, ``error``), ``message`` the text of the
+    error-level events about it (what differed, or why it could not run)."""
+    results: dict[str, dict[str, Any]] = {}
+    for event in events:
+        unique_id = _unit_test_id(event)
+        if unique_id is None:
+            continue
+        result = results.setdefault(unique_id, {"status": "error", "message": ""})
+        if event["info"]["name"] == "LogTestResult":
+            result["status"] = event["data"]["status"]
+        elif event["info"].get("level") == "error":
+            result["message"] = "\n".join(filter(None, [result["message"], event["info"]["msg"]]))
+    return results
 
 
 def unit_test_check_results(
@@ -361,7 +394,7 @@ def dbt_unit_tests(
         pipeline_dbt_vars(scoring_config.load()),
         manifest=DBT_PROJECT.manifest_path,
         raise_on_error=False,
-    ).wait()
-    results = unit_test_results(invocation.get_artifact("run_results.json"))
+    )
+    results = unit_test_results(event.raw_event for event in invocation.stream_raw_events())
     discard_target(invocation)
     yield from unit_test_check_results(selected, results, run_by="dbt test")
