@@ -28,9 +28,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
 from dagster_project.scoring.models import (
     REFERENCE_CANDIDATE,
@@ -39,6 +36,8 @@ from dagster_project.scoring.models import (
     fit_additive,
     gradient_boosting_scores,
 )
+
+# scikit-learn is imported where it is used (see dagster_project/scoring/models.py).
 
 __all__ = [
     "BASELINE",
@@ -168,6 +167,8 @@ def auc_interval(auc: float, positives: int, negatives: int) -> tuple[float, flo
 
 
 def _candidate_auc(is_best: np.ndarray, scores: np.ndarray) -> CandidateAuc:
+    from sklearn.metrics import roc_auc_score
+
     auc = float(roc_auc_score(is_best, scores))
     best = int(is_best.sum())
     return CandidateAuc(auc, *auc_interval(auc, best, len(is_best) - best))
@@ -209,6 +210,10 @@ def cross_validate(
     scores = {name: np.zeros(len(is_best)) for name, _, _ in CANDIDATES}
     reference = np.zeros(len(is_best))
     fold_aucs: dict[str, list[float]] = {name: [] for name, _, _ in CANDIDATES}
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=FOLD_SEED)
     for train, test in splitter.split(codes, is_best):
         for name, method, labels in CANDIDATES:
@@ -272,6 +277,8 @@ def _information(codes: np.ndarray, is_best: np.ndarray, bins: int, prior: float
 
 
 def _out_of_fold_woe_auc(codes, is_best, bin_counts, settings, splitter) -> float:
+    from sklearn.metrics import roc_auc_score
+
     scores = np.zeros(len(is_best))
     for train, test in splitter.split(codes, is_best):
         fit = fit_additive("woe_scorecard", codes[train], is_best[train], bin_counts, settings)

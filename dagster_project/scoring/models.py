@@ -26,12 +26,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
-from scipy.optimize import minimize
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.linear_model import LogisticRegression
+
+# scikit-learn and SciPy are imported where they are used: the definitions load without them,
+# and a run imports them while dbt runs (dagster_project/defs/preload.py).
+if TYPE_CHECKING:
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
 
 __all__ = [
     "ADDITIVE_CANDIDATES",
@@ -96,6 +99,8 @@ def _logit(p):
 
 
 def _regression(features, is_best: np.ndarray, c: float) -> LogisticRegression:
+    from sklearn.linear_model import LogisticRegression
+
     model = LogisticRegression(C=c, max_iter=2000)
     model.fit(features, is_best)
     return model
@@ -126,6 +131,8 @@ def _weights_of_evidence(
 
     base_rate = min(max(float(y.mean()), 1e-6), 1 - 1e-6)
     start = np.concatenate([[float(_logit(base_rate))], np.full(columns, 0.5)])
+    from scipy.optimize import minimize
+
     result = minimize(
         loss,
         start,
@@ -163,6 +170,8 @@ def _fit_woe_scorecard(codes, is_best, bin_counts, settings: CandidateSettings) 
 
 
 def _one_hot(codes: np.ndarray, bin_counts: list[int]) -> sparse.csr_matrix:
+    from scipy import sparse
+
     offsets = np.concatenate([[0], np.cumsum(bin_counts)[:-1]]).astype(int)
     rows = np.repeat(np.arange(len(codes)), codes.shape[1])
     columns = (codes + offsets).ravel()
@@ -244,6 +253,8 @@ def gradient_boosting_scores(
 ) -> np.ndarray:
     """The non-additive reference: gradient boosting with the bins as categories (it may
     learn interactions a scorecard cannot); returns the test rows' log-odds."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     # Shallow and slow-learning: a reference, not a model to publish.
     model = HistGradientBoostingClassifier(
         categorical_features=np.ones(train_codes.shape[1], dtype=bool)

@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import duckdb
 import numpy as np
-from sklearn.cluster import KMeans
-from sklearn.metrics import silhouette_score
 
 from dagster_project.scoring.learned import (
     CUSTOMER_BIN_TABLE,
@@ -44,6 +42,10 @@ def find_icp_segments(
     seed: int = 0,
 ) -> list[IcpSegment]:
     """Cluster the best customers; writes ``best_customer_segments (account_id, icp_segment)``."""
+    # Imported here: the definitions load without scikit-learn (dagster_project/defs/preload.py).
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
     best_sql = f"SELECT account_id FROM {LABEL_TABLE} WHERE outcome_label = 'best'"
     # One row per best customer and trait, as positions into the sorted accounts and traits:
     # integers reach numpy, not a Python tuple per row.

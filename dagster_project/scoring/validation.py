@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from dagster_project.scoring.config import ScoringConfig
 from dagster_project.scoring.evidence import BASELINE, out_of_fold_points, tier_evidence
@@ -88,6 +87,9 @@ def run_backtest(
     (``dim_accounts_history``); one that did not exist yet on the ones it first had in the
     warehouse, today's.
     """
+    # Imported here: the definitions load without scikit-learn (dagster_project/defs/preload.py).
+    from sklearn.metrics import roc_auc_score
+
     facts_then = con.execute(
         "SELECT count(*) FROM marts.fct_account_metrics WHERE as_of_date = $date",
         {"date": backtest_date},
