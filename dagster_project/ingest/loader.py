@@ -48,8 +48,11 @@ from dagster_project.ingest.ledger import (
 )
 from dagster_project.ingest.mapping import EntityMapping, Lookup, column_sql, entity_mapping_for
 from dagster_project.ingest.row_rules import (
+    TIMESTAMP_TYPE,
     column_rules,
     key_value,
+    timestamp_parts_column,
+    timestamp_parts_expression,
     trim_expression,
     trimmed_column,
     typed_value,
@@ -821,9 +824,14 @@ def _check_rows(
     trims = ", ".join(
         f"{trim_expression(c)} AS {quote_identifier(trimmed_column(c))}" for c in contract.columns
     )
+    parts = "".join(
+        f", {timestamp_parts_expression(c)} AS {quote_identifier(timestamp_parts_column(c))}"
+        for c in contract.columns
+        if c.dtype == TIMESTAMP_TYPE
+    )
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE trimmed_rows AS SELECT *, {trims} "
-        f"FROM {_LANDING_TABLE} AS landing"
+        f"CREATE OR REPLACE TEMP TABLE trimmed_rows AS SELECT *{parts} "
+        f"FROM (SELECT *, {trims} FROM {_LANDING_TABLE} AS landing) AS landing"
     )
     con.execute(
         f"""

@@ -469,3 +469,95 @@ def test_keys_are_trimmed_and_case_sensitive(tmp_path, con):
         "(e.g. '001A000001abcDE' / '001A000001abcde'); keys are case-sensitive, so they are "
         "separate rows",
     )
+
+
+def test_the_trim_fast_path_gives_what_the_character_set_trim_gives():
+    """trim_expression skips ``trim`` with a character set for values whose ends are
+    printable ASCII; every kind of value must come out as the plain character-set trim."""
+    from dagster_project.ingest.contracts import ColumnContract
+    from dagster_project.ingest.row_rules import TRIM_CHARACTERS, trim_expression
+    from dagster_project.sql import string_literal
+
+    values = [
+        None,
+        "",
+        " ",
+        "a",
+        "ab",
+        " a",
+        "a ",
+        "\ta\n",
+        "\u00a0ACC-1\u00a0",
+        "\u200bx",
+        "x\ufeff",
+        "\ufeff",
+        "é",
+        "é ",
+        " é",
+        "ACC 5",
+        "!~",
+        "~",
+        "\u3000\u3000",
+        "a\u2060b",
+        "日本",
+        "😀x",
+        "x😀",
+        "\u2028y\u2029",
+        "1,000",
+        "'quoted'",
+    ]
+    column = ColumnContract(name="value", dtype="string", nullable=True, required=False)
+    fast = trim_expression(column)
+    plain = f"nullif(trim(landing.value, {string_literal(TRIM_CHARACTERS)}), '')"
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE landing AS SELECT unnest($values::VARCHAR[]) AS value", {"values": values}
+    )
+    rows = con.execute(f"SELECT value, {fast}, {plain} FROM landing").fetchall()
+    assert len(rows) == len(values)
+    assert [(value, expected) for value, _, expected in rows] == [
+        (value, got) for value, got, _ in rows
+    ]
+
+
+def test_each_timestamp_rule_reads_the_part_it_checks(tmp_path, con):
+    """Hours, minutes, seconds, the offset and the fraction each decide their own rule (the
+    parts are extracted once per row: a part read from the wrong group passes bad rows)."""
+    landing = tmp_path / "landing"
+    write_csv(landing / "fx_rates.csv", ["date", "currency", "usd_per_unit"], [])
+    updated_at = {
+        2: "2026-01-02T10:20:30+05:30",
+        3: "2026-01-02T24:00:00Z",
+        4: "2026-01-02T10:60:00Z",
+        5: "2026-01-02T10:20:60Z",
+        6: "2026-01-02T10:20:30+05:75",
+        7: "2026-01-02T10:20:30+15:00",
+        8: "2026-01-02T10:20:30.1234567Z",
+        9: "2026-01-02T10:20:30.123456000Z",
+        10: "2026-02-30",
+        11: "0001-01-01",
+        12: "2026-01-02 23:59:59-14:00",
+    }
+    write_csv(
+        landing / EXPORT / "crm" / "accounts.csv",
+        ACCOUNT_HEADER,
+        [
+            [f"A{line}", "Co", "10", "cloud", "", "2026-01-01", value]
+            for line, value in updated_at.items()
+        ],
+    )
+    _ingest(con, landing, "crm/accounts")
+    assert _quarantine(con, "crm/accounts") == {
+        3: ["impossible_timestamp:updated_at"],
+        4: ["impossible_timestamp:updated_at"],
+        5: ["impossible_timestamp:updated_at"],
+        6: ["offset_out_of_range:updated_at"],
+        7: ["offset_out_of_range:updated_at"],
+        8: ["timestamp_precision_loss:updated_at"],
+        10: ["impossible_timestamp:updated_at"],
+        11: ["sentinel_date:updated_at"],
+    }
+    loaded = dict(con.execute("SELECT account_id, updated_at FROM raw.crm__accounts").fetchall())
+    assert str(loaded["A2"]) == "2026-01-02 04:50:30", "the offset is honoured"
+    assert str(loaded["A12"]) == "2026-01-03 13:59:59"
+    assert set(loaded) == {"A2", "A9", "A12"}
