@@ -51,7 +51,10 @@ class WarehouseResource(dg.ConfigurableResource):
     """
 
     path: str
-    memory_limit: str = "4GB"
+    #: DuckDB's own memory (it spills to ``<warehouse>.tmp`` beyond it), leaving room in the
+    #: process for Python's (the scoring's arrays, Great Expectations' batches) under the 3 GiB
+    #: a run may use at a million accounts; dbt's process has the same (dbt/profiles.yml).
+    memory_limit: str = "2GB"
     lock_timeout_seconds: int = 6 * 3600
 
     _lock: WarehouseLock | None = PrivateAttr(default=None)
