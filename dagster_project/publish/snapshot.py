@@ -193,6 +193,16 @@ def pii_problems(
     return problems
 
 
+def _rows_fingerprint(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int, int]:
+    """(rows, sum and XOR of each whole row's hash) of ``table``: equal for two tables that
+    hold the same rows in any order, and a changed, missing or extra row changes it. One scan;
+    comparing by ``EXCEPT ALL`` both ways took 45 s at 1,000,000 accounts."""
+    return con.execute(
+        f"SELECT count(*), coalesce(sum(hash(row_)::HUGEINT), 0), coalesce(bit_xor(hash(row_)), 0) "
+        f"FROM {table} AS row_"
+    ).fetchone()
+
+
 def score_problems(
     con: duckdb.DuckDBPyConnection, published: str, source: str
 ) -> tuple[list[str], dict[str, object]]:
@@ -207,11 +217,15 @@ def score_problems(
         f"SELECT count(*), count(DISTINCT as_of_date), count(DISTINCT score_version), "
         f"count(DISTINCT account_id), min(as_of_date), min(score_version) FROM {pub}"
     ).fetchone()
-    source_rows = con.execute(f"SELECT count(*) FROM {src}").fetchone()[0]
-    only_published, only_source = con.execute(
-        f"SELECT (SELECT count(*) FROM (FROM {pub} EXCEPT ALL FROM {src})), "
-        f"(SELECT count(*) FROM (FROM {src} EXCEPT ALL FROM {pub}))"
-    ).fetchone()
+    published_rows = _rows_fingerprint(con, pub)
+    source_rows, *_ = source_fingerprint = _rows_fingerprint(con, src)
+    only_published = only_source = 0
+    if published_rows != source_fingerprint:
+        # Which rows differ, only when some do: both ways, every column, is the slow part.
+        only_published, only_source = con.execute(
+            f"SELECT (SELECT count(*) FROM (FROM {pub} EXCEPT ALL FROM {src})), "
+            f"(SELECT count(*) FROM (FROM {src} EXCEPT ALL FROM {pub}))"
+        ).fetchone()
     history_rows = con.execute(
         f"SELECT count(*) FROM {quote_identifier(published)}.marts.{HISTORY} "
         "WHERE as_of_date = $as_of",
@@ -233,7 +247,7 @@ def score_problems(
         problems.append(f"marts.{SCORES} holds {dates} as_of_dates and {versions} score_versions")
     if accounts != rows:
         problems.append(f"marts.{SCORES} has {rows} rows for {accounts} accounts")
-    if only_published or only_source or rows != source_rows:
+    if published_rows != source_fingerprint:
         problems.append(
             f"marts.{SCORES} differs from the warehouse: {rows} rows vs {source_rows}, "
             f"{only_published} only published, {only_source} only in the warehouse"
