@@ -116,6 +116,12 @@ def timestamp_parts_expression(column: ColumnContract) -> str:
     return f"regexp_extract({trimmed(column)}, {string_literal(_TIMESTAMP)}, [{names}])"
 
 
+def _well_formed_timestamp(column: ColumnContract) -> str:
+    """The value matches _TIMESTAMP: its date group, which the pattern requires, is there
+    (a value that does not match has empty groups; NULL has none)."""
+    return f"({_timestamp_part(column, 1)} <> '')"
+
+
 def _timestamp_part(column: ColumnContract, group: int) -> str:
     parts = quote_identifier(timestamp_parts_column(column))
     return f"landing.{parts}.{_TIMESTAMP_GROUPS[group - 1]}"
@@ -156,7 +162,7 @@ def typed_value(contract: EntityContract, column: ColumnContract) -> str:
         # Offsets are honoured and the result stored as UTC; the session time zone is UTC,
         # so a value without an offset is read as UTC.
         typed = f"timezone('UTC', try_cast({value} AS TIMESTAMPTZ))"
-        return f"(CASE WHEN {_matches(value, _TIMESTAMP)} THEN {typed} END)"
+        return f"(CASE WHEN {_well_formed_timestamp(column)} THEN {typed} END)"
     if column.dtype == "Float64":
         number = f"try_cast({value} AS DOUBLE)"
         typed = f"(CASE WHEN isfinite({number}) THEN {number} END)"
@@ -171,7 +177,7 @@ def _timestamp_rules(
     column: ColumnContract, params: dict[str, object], valid_dates: tuple[date, date]
 ) -> list[tuple[str, str]]:
     value = trimmed(column)
-    well_formed = _matches(value, _TIMESTAMP)
+    well_formed = _well_formed_timestamp(column)
     numeric = _matches(value, _NUMBER)
     has_time = f"length({value}) > 10"
 
