@@ -630,7 +630,7 @@ def _run_pipeline(label: str, work: Path, cli_arguments: list[str]) -> Measured:
         print(measured.output[-5000:])
         raise RuntimeError(f"{label} failed (exit {measured.returncode})")
     measured.extra = _event_log_profile(home)
-    measured.extra["dbt_invocations"] = _dbt_run_results(artifacts)
+    measured.extra["dbt_invocations"] = _dbt_node_times(artifacts)
     return measured
 
 
@@ -671,7 +671,7 @@ def _event_log_profile(home: Path) -> dict:
     }
 
 
-def _dbt_run_results(artifacts: Path) -> list[dict]:
+def _dbt_node_times(artifacts: Path) -> list[dict]:
     """Every dbt invocation of the run: its command, elapsed time and per-node times."""
     return [json.loads(path.read_text()) for path in sorted(artifacts.glob("*-dbt-nodes.json"))]
 

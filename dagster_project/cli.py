@@ -4,6 +4,7 @@ ICP report."""
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import sys
 from contextlib import nullcontext, suppress
@@ -486,10 +487,11 @@ def doctor(
 def main() -> None:
     """The ``icp`` console script: ``app``, then an exit without tearing the interpreter down.
 
-    When ``app`` is done, each step has closed its files and databases and the atexit
-    handlers have run (``_exit_now`` is registered first, so it runs last); what remains is
-    the interpreter freeing the objects of every library a run imports (dagster, dbt,
-    scikit-learn, Great Expectations), about 2.5 s per command here for nothing.
+    When ``app`` is done, each step has closed its files and databases, and the atexit
+    handlers registered since ``main`` started have run (they run last first, and
+    ``_exit_now`` is the first of them). What remains is the interpreter freeing the objects
+    of every library a run imports (dagster, dbt, scikit-learn, Great Expectations), about
+    2.5 s per command here for nothing.
     """
     atexit.register(_exit_now)
     try:
@@ -509,6 +511,9 @@ _EXIT_STATUS = [1]
 
 
 def _exit_now() -> None:
+    # Registered with atexit when logging was imported, before main: flush and close its
+    # handlers here, as that handler would.
+    logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
         with suppress(Exception):  # a closed pipe must not change the status
             stream.flush()

@@ -3,10 +3,10 @@
 The scoring step's scikit-learn, SciPy's optimiser and scorecard library (optbinning; ~5 s
 together) and the publish step's Great Expectations (~5 s) are imported on first use, so that
 commands which never score or publish (``icp explain``, the Dagster UI loading definitions)
-do not pay for them. In a run, the dbt
-steps keep the main process waiting on dbt's output for many seconds: importing them then,
-in a thread, takes that time off the run's wall time. Whatever the thread does not finish,
-or fails to import, is imported (and fails) where it is used, as without it.
+do not pay for them. In a run, the dbt steps keep the main process waiting on dbt's output
+for many seconds: importing them then, in a thread, takes that time off the run's wall time.
+Whatever the thread does not finish, or fails to import, is imported (and fails) where it is
+used, as without it.
 """
 
 from __future__ import annotations

@@ -175,8 +175,8 @@ class IcpDbtCliResource(DbtCliResource):
 
         ``--no-write-json``: dbt writes no manifest.json (twice per invocation, about 1.5 s
         for this project's 4 MB manifest) nor run_results.json; the results the pipeline
-        uses come from dbt's events as they stream (``dbt_node_results``). The partial parse
-        is saved all the same.
+        uses come from dbt's events as they stream
+        (``transform.dbt.stream_noting_unit_tests``). The partial parse is saved all the same.
         """
         values = {DBT_AS_OF_DATE_ENV: as_of.isoformat(), DBT_WAREHOUSE_ENV: warehouse_path}
         with _environment(values):

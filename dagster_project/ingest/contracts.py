@@ -28,13 +28,15 @@ __all__ = [
     "to_pandera_ibis_schema",
 ]
 
+#: The dtype of a timestamp column in the YAML.
+TIMESTAMP_DTYPE = "datetime64[ns, UTC]"
 #: pandera dtype name in the YAML -> DuckDB type of the raw column.
 _WAREHOUSE_TYPES = {
     "str": "VARCHAR",
     "Int64": "BIGINT",
     "Float64": "DOUBLE",
     "boolean": "BOOLEAN",
-    "datetime64[ns, UTC]": "TIMESTAMP",
+    TIMESTAMP_DTYPE: "TIMESTAMP",
 }
 
 
@@ -201,7 +203,7 @@ def to_pandera_ibis_schema(contract: EntityContract):
         "Int64": dt.Int64(),
         "Float64": dt.Float64(),
         "boolean": dt.Boolean(),
-        "datetime64[ns, UTC]": dt.Timestamp(scale=6),
+        TIMESTAMP_DTYPE: dt.Timestamp(scale=6),
     }
     columns = {}
     for column in contract.columns:

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import duckdb
 
-from dagster_project.ingest.contracts import EntityContract, load_contracts
+from dagster_project.ingest.contracts import TIMESTAMP_DTYPE, EntityContract, load_contracts
 from dagster_project.ingest.headers import header_key, near_miss_warnings, probable_column
 from dagster_project.ingest.landing import (
     FILE_SUFFIXES,
@@ -48,7 +48,6 @@ from dagster_project.ingest.ledger import (
 )
 from dagster_project.ingest.mapping import EntityMapping, Lookup, column_sql, entity_mapping_for
 from dagster_project.ingest.row_rules import (
-    TIMESTAMP_TYPE,
     column_rules,
     key_value,
     timestamp_parts_column,
@@ -117,7 +116,7 @@ _PARQUET_EXPECTED = {
     "Int64": "an integer column or text",
     "Float64": "a number column or text",
     "boolean": "a boolean column or text",
-    "datetime64[ns, UTC]": "a date or timestamp column or text",
+    TIMESTAMP_DTYPE: "a date or timestamp column or text",
 }
 
 
@@ -827,7 +826,7 @@ def _check_rows(
     parts = "".join(
         f", {timestamp_parts_expression(c)} AS {quote_identifier(timestamp_parts_column(c))}"
         for c in contract.columns
-        if c.dtype == TIMESTAMP_TYPE
+        if c.dtype == TIMESTAMP_DTYPE
     )
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE trimmed_rows AS SELECT *{parts} "

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from datetime import date
 
-from dagster_project.ingest.contracts import ColumnContract, EntityContract
+from dagster_project.ingest.contracts import TIMESTAMP_DTYPE, ColumnContract, EntityContract
 from dagster_project.sql import quote_identifier, string_literal
 
 __all__ = [
-    "TIMESTAMP_TYPE",
     "TRIM_CHARACTERS",
     "column_rules",
     "key_value",
@@ -100,7 +99,6 @@ def _matches(value: str, pattern: str) -> str:
 
 #: The groups of _TIMESTAMP, in order.
 _TIMESTAMP_GROUPS = ("day", "hour", "minute", "second", "fraction", "zone")
-TIMESTAMP_TYPE = "datetime64[ns, UTC]"
 
 
 def timestamp_parts_column(column: ColumnContract) -> str:
@@ -119,12 +117,13 @@ def timestamp_parts_expression(column: ColumnContract) -> str:
 def _well_formed_timestamp(column: ColumnContract) -> str:
     """The value matches _TIMESTAMP: its date group, which the pattern requires, is there
     (a value that does not match has empty groups; NULL has none)."""
-    return f"({_timestamp_part(column, 1)} <> '')"
+    return f"({_timestamp_part(column, 'day')} <> '')"
 
 
-def _timestamp_part(column: ColumnContract, group: int) -> str:
+def _timestamp_part(column: ColumnContract, group: str) -> str:
+    """One of _TIMESTAMP_GROUPS of the value, from :func:`timestamp_parts_column`."""
     parts = quote_identifier(timestamp_parts_column(column))
-    return f"landing.{parts}.{_TIMESTAMP_GROUPS[group - 1]}"
+    return f"landing.{parts}.{quote_identifier(group)}"
 
 
 def _converted_to_usd(contract: EntityContract, column: ColumnContract, number: str) -> str:
@@ -158,7 +157,7 @@ def typed_value(contract: EntityContract, column: ColumnContract) -> str:
         if column.name in contract.key_columns or is_code:
             return value
         return qualified(column)
-    if column.dtype == TIMESTAMP_TYPE:
+    if column.dtype == TIMESTAMP_DTYPE:
         # Offsets are honoured and the result stored as UTC; the session time zone is UTC,
         # so a value without an offset is read as UTC.
         typed = f"timezone('UTC', try_cast({value} AS TIMESTAMPTZ))"
@@ -181,18 +180,18 @@ def _timestamp_rules(
     numeric = _matches(value, _NUMBER)
     has_time = f"length({value}) > 10"
 
-    def field(group: int) -> str:
+    def field(group: str) -> str:
         return f"coalesce(try_cast(nullif({_timestamp_part(column, group)}, '') AS INTEGER), 0)"
 
-    zone_digits = f"replace(substr({_timestamp_part(column, 6)}, 2), ':', '')"
+    zone_digits = f"replace(substr({_timestamp_part(column, 'zone')}, 2), ':', '')"
     offset_hours = f"coalesce(try_cast(left({zone_digits}, 2) AS INTEGER), 0)"
     offset_minutes = f"coalesce(try_cast(nullif(substr({zone_digits}, 3), '') AS INTEGER), 0)"
-    fraction = f"rtrim({_timestamp_part(column, 5)}, '0')"
+    fraction = f"rtrim({_timestamp_part(column, 'fraction')}, '0')"
     params["valid_from_date"] = valid_dates[0].isoformat()
     params["valid_to_date"] = valid_dates[1].isoformat()
     impossible = (
         f"try_cast(left({value}, 10) AS DATE) IS NULL OR ({has_time} AND "
-        f"({field(2)} > 23 OR {field(3)} > 59 OR {field(4)} > 59))"
+        f"({field('hour')} > 23 OR {field('minute')} > 59 OR {field('second')} > 59))"
     )
     offset_bad = (
         f"{has_time} AND ({offset_minutes} > 59 "
@@ -264,7 +263,7 @@ def column_rules(
         rules.append((_TYPE_RULES[column.dtype], f"{value} IS NOT NULL AND {typed} IS NULL"))
     elif column.dtype == "Float64":
         rules += _number_rules(contract, column)
-    elif column.dtype == TIMESTAMP_TYPE:
+    elif column.dtype == TIMESTAMP_DTYPE:
         rules += _timestamp_rules(column, params, valid_dates)
     if column.allowed_values is not None:
         key = f"allowed_{column.name}"

@@ -217,10 +217,10 @@ def score_problems(
         f"SELECT count(*), count(DISTINCT as_of_date), count(DISTINCT score_version), "
         f"count(DISTINCT account_id), min(as_of_date), min(score_version) FROM {pub}"
     ).fetchone()
-    published_rows = _rows_fingerprint(con, pub)
+    published_fingerprint = _rows_fingerprint(con, pub)
     source_rows, *_ = source_fingerprint = _rows_fingerprint(con, src)
     only_published = only_source = 0
-    if published_rows != source_fingerprint:
+    if published_fingerprint != source_fingerprint:
         # Which rows differ, only when some do: both ways, every column, is the slow part.
         only_published, only_source = con.execute(
             f"SELECT (SELECT count(*) FROM (FROM {pub} EXCEPT ALL FROM {src})), "
@@ -247,7 +247,7 @@ def score_problems(
         problems.append(f"marts.{SCORES} holds {dates} as_of_dates and {versions} score_versions")
     if accounts != rows:
         problems.append(f"marts.{SCORES} has {rows} rows for {accounts} accounts")
-    if published_rows != source_fingerprint:
+    if published_fingerprint != source_fingerprint:
         problems.append(
             f"marts.{SCORES} differs from the warehouse: {rows} rows vs {source_rows}, "
             f"{only_published} only published, {only_source} only in the warehouse"
