@@ -31,6 +31,15 @@ def settings_for(landing: Path, warehouse: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
+def postgres_environment():
+    """The PG* variables of a PostgreSQL server of this test session (tests/postgres_server.py)."""
+    from tests.postgres_server import postgres_server
+
+    with postgres_server() as environment:
+        yield environment
+
+
+@pytest.fixture(scope="session")
 def pipeline_run(sample_landing, tmp_path_factory):
     """The whole graph materialized once through Dagster on the sample landing zone."""
     from dagster_project.run import run_pipeline

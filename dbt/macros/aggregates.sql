@@ -30,6 +30,12 @@
     the engine's threads deliver rows, so a rerun could differ in the last digits; summing
     as a DECIMAL (each term rounded to 10 decimal places) is exact and order-free.
 -#}
-{% macro exact_sum(expression) -%}
-    cast(sum(cast({{ expression }} as decimal(38, 10))) as {{ type_double() }})
+{#- `decimal_places`: the exact sum rounded to that many places (half away from zero), before
+    it becomes a double: the same digits on every engine, where rounding a double differs. -#}
+{% macro exact_sum(expression, decimal_places=none) -%}
+    {%- set total = "sum(cast(" ~ expression ~ " as decimal(38, 10)))" -%}
+    {%- if decimal_places is not none -%}
+        {%- set total = "round(coalesce(" ~ total ~ ", 0), " ~ decimal_places ~ ")" -%}
+    {%- endif -%}
+    cast({{ total }} as {{ type_double() }})
 {%- endmacro %}

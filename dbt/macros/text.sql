@@ -69,3 +69,16 @@
 {% macro normalize_code(expression) -%}
     upper({{ clean_text(expression) }})
 {%- endmacro %}
+
+{#-
+    The `position`-th (1-based) field of `text` split at `delimiter`, where `position` is an
+    expression (dbt.split_part takes only a literal on PostgreSQL). DuckDB, PostgreSQL,
+    Snowflake, Redshift and Spark SQL spell it the same.
+-#}
+{% macro split_part_at(text, delimiter, position) -%}
+    {{ return(adapter.dispatch('split_part_at', 'icp_pipeline')(text, delimiter, position)) }}
+{%- endmacro %}
+
+{% macro default__split_part_at(text, delimiter, position) -%}
+    split_part({{ text }}, {{ delimiter }}, {{ position }})
+{%- endmacro %}

@@ -150,7 +150,7 @@ monthly as (
         spine.account_id,
         spine.mrr_month,
         -- Rounded to the cent so that fx noise below a cent is no movement.
-        round(cast(coalesce({{ exact_sum("billed.mrr_usd") }}, 0) as {{ type_double() }}), 2) as mrr_usd
+        {{ exact_sum("billed.mrr_usd", decimal_places=2) }} as mrr_usd
     from spine
     left join billed
         on

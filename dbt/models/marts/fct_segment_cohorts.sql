@@ -39,7 +39,7 @@ tech_stack_items as (
     -- One row per item of the ';'-separated list (items are trimmed and non-empty there).
     select distinct
         accounts.account_id,
-        {{ dbt.split_part('accounts.tech_stack', "';'", 'integers.n + 1') }} as item
+        {{ split_part_at('accounts.tech_stack', "';'", 'integers.n + 1') }} as item
     from accounts
     inner join integers
         on integers.n <= {{ dbt.length('accounts.tech_stack') }}
