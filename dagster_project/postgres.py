@@ -20,7 +20,13 @@ import duckdb
 
 from dagster_project.sql import quote_identifier, string_literal
 
-__all__ = ["connect", "copy_tables", "libpq_environment", "postgres_column_type"]
+__all__ = [
+    "connect",
+    "copy_raw_tables",
+    "copy_tables",
+    "libpq_environment",
+    "postgres_column_type",
+]
 
 #: The libpq variables dbt's ``postgres`` target reads (dbt/profiles.yml).
 LIBPQ_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
@@ -95,6 +101,21 @@ def copy_tables(
     return copied
 
 
+def copy_raw_tables(
+    warehouse: duckdb.DuckDBPyConnection, environ: Mapping[str, str] | None = None
+) -> dict[str, int]:
+    """Load the warehouse's raw entity tables (not the ingest's own bookkeeping, ``raw._*``)
+    into the server's ``raw`` schema, the tables dbt's ``raw`` sources read."""
+    tables = [
+        name
+        for (name,) in warehouse.execute(
+            "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' "
+            "AND NOT starts_with(table_name, '_') ORDER BY table_name"
+        ).fetchall()
+    ]
+    return copy_tables(warehouse, connect(environ), "raw", tables)
+
+
 def _copy_table(source, cursor, schema: str, table: str, scratch: Path) -> int:
     columns = source.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -137,3 +158,13 @@ def _csv_value(name: str, column_type: str) -> str:
         f"'{{' || array_to_string(list_transform({column}, lambda x: {element}), ',') || '}}' END "
         f"AS {column}"
     )
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m dagster_project.postgres WAREHOUSE.duckdb")
+    with duckdb.connect(sys.argv[1], read_only=True) as warehouse_connection:
+        for table_name, rows in copy_raw_tables(warehouse_connection).items():
+            print(f"raw.{table_name}: {rows:,} rows")

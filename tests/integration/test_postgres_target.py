@@ -19,7 +19,12 @@ import duckdb
 import pytest
 
 from dagster_project.defs.project import dbt_executable
-from dagster_project.postgres import connect, copy_tables, postgres_column_type
+from dagster_project.postgres import (
+    connect,
+    copy_raw_tables,
+    libpq_environment,
+    postgres_column_type,
+)
 from dagster_project.settings import PROJECT_ROOT
 
 DBT_DIR = PROJECT_ROOT / "dbt"
@@ -33,14 +38,7 @@ def postgres_build(pipeline_run, postgres_environment, tmp_path_factory):
     settings, summary = pipeline_run
     target_path = tmp_path_factory.mktemp("dbt-postgres")
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as warehouse:
-        raw_tables = [
-            name
-            for (name,) in warehouse.execute(
-                "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' "
-                "AND NOT starts_with(table_name, '_') ORDER BY table_name"
-            ).fetchall()
-        ]
-        copied = copy_tables(warehouse, connect(postgres_environment), "raw", raw_tables)
+        copied = copy_raw_tables(warehouse, postgres_environment)
     build = subprocess.run(
         [
             dbt_executable(),
@@ -143,3 +141,18 @@ def test_duckdb_types_map_to_postgres_types():
     assert postgres_column_type("TIMESTAMP") == "timestamp"
     with pytest.raises(ValueError, match="no PostgreSQL type"):
         postgres_column_type("STRUCT(a INTEGER)")
+
+
+def test_a_connection_string_stands_in_for_the_libpq_variables():
+    environ = {
+        "ICP_PG_DSN": "postgresql://reader:s%40cret@db.internal:6543/warehouse",
+        "PGHOST": "ignored",
+    }
+    assert libpq_environment(environ) == {
+        "PGHOST": "db.internal",
+        "PGPORT": "6543",
+        "PGUSER": "reader",
+        "PGPASSWORD": "s@cret",
+        "PGDATABASE": "warehouse",
+    }
+    assert libpq_environment({"PGHOST": "127.0.0.1", "HOME": "/root"}) == {"PGHOST": "127.0.0.1"}
