@@ -70,14 +70,16 @@ running_months as (
         (subscription_months.mrr_month = as_of_month.mrr_month and subscription_months.is_active)
         or (
             subscription_months.mrr_month < as_of_month.mrr_month
-            and subscription_months.started_at
-            < cast({{ dbt.dateadd('month', 1, 'subscription_months.mrr_month') }}
-                as {{ dbt.type_timestamp() }})
+            and subscription_months.started_at < cast(
+                {{ dbt.dateadd('month', 1, 'subscription_months.mrr_month') }}
+                as {{ dbt.type_timestamp() }}
+            )
             and (
                 subscription_months.ended_at is null
-                or subscription_months.ended_at
-                >= cast({{ dbt.dateadd('month', 1, 'subscription_months.mrr_month') }}
-                    as {{ dbt.type_timestamp() }})
+                or subscription_months.ended_at >= cast(
+                    {{ dbt.dateadd('month', 1, 'subscription_months.mrr_month') }}
+                    as {{ dbt.type_timestamp() }}
+                )
             )
         )
 

@@ -6,7 +6,11 @@ with
 
 events as (
 
-    select account_id, churned_at, reason from {{ ref('stg_billing__churn_events') }}
+    select
+        account_id,
+        churned_at,
+        reason
+    from {{ ref('stg_billing__churn_events') }}
 
 ),
 
@@ -33,7 +37,7 @@ ranked as (
         churned_at,
         reason,
         row_number() over (
-            partition by account_id order by churned_at desc, reason nulls last
+            partition by account_id order by churned_at desc, reason asc nulls last
         ) as recency_rank
     from records
 

@@ -37,11 +37,15 @@ aggregated as (
         count(case when monthly.mrr_usd > 0 then 1 end) as billed_months,
         {{ exact_sum("monthly.mrr_usd") }} as cumulative_mrr_usd,
         coalesce(
-            {{ exact_sum("case when monthly.mrr_month = windows.current_month then monthly.mrr_usd end") }},
+            {{ exact_sum(
+                "case when monthly.mrr_month = windows.current_month then monthly.mrr_usd end"
+            ) }},
             0
         ) as mrr_usd,
         coalesce(
-            {{ exact_sum("case when monthly.mrr_month = windows.year_ago_month then monthly.mrr_usd end") }},
+            {{ exact_sum(
+                "case when monthly.mrr_month = windows.year_ago_month then monthly.mrr_usd end"
+            ) }},
             0
         ) as mrr_12_months_ago_usd,
         coalesce(

@@ -128,7 +128,8 @@ current_factors as (
 
     select
         current_scores.account_id,
-        unnest(current_scores.factor_points) as factor_point
+        -- A list of structs unnested recursively: one row per factor, columns factor, points.
+        unnest(current_scores.factor_points, recursive := true)  -- noqa: AL03
     from current_scores
     inner join changed
         on current_scores.account_id = changed.account_id
@@ -139,7 +140,8 @@ previous_factors as (
 
     select
         previous_scores.account_id,
-        unnest(previous_scores.factor_points) as factor_point
+        -- A list of structs unnested recursively: one row per factor, columns factor, points.
+        unnest(previous_scores.factor_points, recursive := true)  -- noqa: AL03
     from previous_scores
     inner join changed
         on previous_scores.account_id = changed.account_id
@@ -150,17 +152,17 @@ factor_moves as (
 
     select
         coalesce(current_factors.account_id, previous_factors.account_id) as account_id,
-        coalesce(current_factors.factor_point.factor, previous_factors.factor_point.factor)
+        coalesce(current_factors.factor, previous_factors.factor)
             as factor,
-        previous_factors.factor_point.points as previous_points,
-        current_factors.factor_point.points as points,
-        coalesce(current_factors.factor_point.points, 0)
-        - coalesce(previous_factors.factor_point.points, 0) as points_change
+        previous_factors.points as previous_points,
+        current_factors.points,
+        coalesce(current_factors.points, 0)
+        - coalesce(previous_factors.points, 0) as points_change
     from current_factors
     full outer join previous_factors
         on
             current_factors.account_id = previous_factors.account_id
-            and current_factors.factor_point.factor = previous_factors.factor_point.factor
+            and current_factors.factor = previous_factors.factor
 
 ),
 
@@ -215,11 +217,11 @@ final as (
         changed.anti_icp_reasons,
         list_filter(
             changed.anti_icp_reasons,
-            lambda reason: not list_contains(coalesce(changed.previous_anti_icp_reasons, []), reason)
+            lambda reason: not list_contains(coalesce(changed.previous_anti_icp_reasons, []), reason)  -- noqa: RF02
         ) as anti_icp_reasons_added,
         list_filter(
             changed.previous_anti_icp_reasons,
-            lambda reason: not list_contains(coalesce(changed.anti_icp_reasons, []), reason)
+            lambda reason: not list_contains(coalesce(changed.anti_icp_reasons, []), reason)  -- noqa: RF02
         ) as anti_icp_reasons_removed,
         changed.is_new_account,
         changed.is_removed_account,
@@ -234,7 +236,7 @@ final as (
                 previous_points decimal(7, 2),
                 points decimal(7, 2),
                 points_change decimal(7, 2)
-            )[]
+            )[]  -- noqa: LT01
         ) as changed_factors,
         changed.score_version,
         changed.scored_at
