@@ -16,8 +16,9 @@ import duckdb
 import pytest
 import yaml
 
+from tests.dbt_invocation import project_arguments
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DBT_DIR = PROJECT_ROOT / "dbt"
 SCHEMAS_DIR = PROJECT_ROOT / "schemas"
 
 EARLY = "2026-01-15"
@@ -316,14 +317,7 @@ def _dbt_build(as_of: str, target_path: Path, log_path: Path):
     result = dbtRunner().invoke(
         [
             "build",
-            "--project-dir",
-            str(DBT_DIR),
-            "--profiles-dir",
-            str(DBT_DIR),
-            "--target-path",
-            str(target_path),
-            "--log-path",
-            str(log_path),
+            *project_arguments(target_path, log_path),
             "--vars",
             json.dumps({"as_of_date": as_of}),
             # It reads the score history the Python scoring step writes (CHANGES_MODEL in

@@ -25,9 +25,8 @@ from dagster_project.postgres import (
     libpq_environment,
     postgres_column_type,
 )
-from dagster_project.settings import PROJECT_ROOT
+from tests.dbt_invocation import project_arguments
 
-DBT_DIR = PROJECT_ROOT / "dbt"
 #: Built after scoring, from the score history the scoring step writes (not on PostgreSQL yet).
 CHANGES_MODEL = "account_fit_score_changes"
 
@@ -45,14 +44,7 @@ def postgres_build(pipeline_run, postgres_environment, tmp_path_factory):
             "build",
             "--target",
             "postgres",
-            "--project-dir",
-            str(DBT_DIR),
-            "--profiles-dir",
-            str(DBT_DIR),
-            "--target-path",
-            str(target_path),
-            "--log-path",
-            str(target_path),
+            *project_arguments(target_path, target_path),
             "--exclude",
             CHANGES_MODEL,
         ],
