@@ -72,7 +72,10 @@ def connect(environ: Mapping[str, str] | None = None):
 
 
 def postgres_column_type(duckdb_type: str) -> str:
-    """PostgreSQL's type for a DuckDB column type of the raw tables (lists become arrays)."""
+    """PostgreSQL's type for a DuckDB column type: a list of scalars becomes an array, a
+    struct or a list of structs (the score's factor points) a ``jsonb`` document."""
+    if _is_document(duckdb_type):
+        return "jsonb"
     if duckdb_type.endswith("[]"):
         return postgres_column_type(duckdb_type[:-2]) + "[]"
     if duckdb_type.startswith("DECIMAL"):
@@ -143,9 +146,16 @@ def _copy_table(source, cursor, schema: str, table: str, scratch: Path) -> int:
     return cursor.rowcount
 
 
+def _is_document(duckdb_type: str) -> bool:
+    return duckdb_type.startswith("STRUCT")
+
+
 def _csv_value(name: str, column_type: str) -> str:
-    """The column as PostgreSQL's COPY reads it: a list as an array literal (``{a,"b c"}``)."""
+    """The column as PostgreSQL's COPY reads it: a list as an array literal (``{a,"b c"}``), a
+    struct or list of structs as JSON text."""
     column = quote_identifier(name)
+    if _is_document(column_type):
+        return f"CAST(to_json({column}) AS VARCHAR) AS {column}"
     if not column_type.endswith("[]"):
         return column
     # Every element quoted, backslashes and quotes escaped, NULL elements as NULL.

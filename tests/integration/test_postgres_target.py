@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 from decimal import Decimal
 
@@ -19,15 +20,19 @@ import duckdb
 import pytest
 
 from dagster_project.defs.project import dbt_executable
+from dagster_project.defs.transform.dbt import pipeline_dbt_vars
 from dagster_project.postgres import (
     connect,
     copy_raw_tables,
+    copy_tables,
     libpq_environment,
     postgres_column_type,
 )
+from dagster_project.scoring.config import load_scoring_config
+from dagster_project.settings import PROJECT_ROOT
 from tests.dbt_invocation import project_arguments
 
-#: Built after scoring, from the score history the scoring step writes (not on PostgreSQL yet).
+#: Built after scoring, from the score history the scoring step writes: tested on its own.
 CHANGES_MODEL = "account_fit_score_changes"
 
 
@@ -38,21 +43,21 @@ def postgres_build(pipeline_run, postgres_environment, tmp_path_factory):
     target_path = tmp_path_factory.mktemp("dbt-postgres")
     with duckdb.connect(str(settings.warehouse_path), read_only=True) as warehouse:
         copied = copy_raw_tables(warehouse, postgres_environment)
-    build = subprocess.run(
-        [
-            dbt_executable(),
-            "build",
-            "--target",
-            "postgres",
-            *project_arguments(target_path, target_path),
-            "--exclude",
-            CHANGES_MODEL,
-        ],
-        env={**os.environ, **postgres_environment, "ICP_DBT_AS_OF_DATE": summary.as_of_date},
+    build = _dbt_build(
+        target_path,
+        ["--target", "postgres", "--exclude", CHANGES_MODEL],
+        {**postgres_environment, "ICP_DBT_AS_OF_DATE": summary.as_of_date},
+    )
+    return settings, summary, copied, build, target_path
+
+
+def _dbt_build(target_path, arguments: list[str], environment: dict[str, str]):
+    return subprocess.run(
+        [dbt_executable(), "build", *project_arguments(target_path, target_path), *arguments],
+        env={**os.environ, **environment},
         capture_output=True,
         text=True,
     )
-    return settings, summary, copied, build, target_path
 
 
 def test_raw_tables_reach_postgres_whole(postgres_build, postgres_environment):
@@ -115,6 +120,88 @@ def test_every_model_holds_the_rows_duckdb_built(postgres_build, postgres_enviro
     assert ("marts", "fct_account_metrics") in models
 
 
+#: A previous scored date made from the run's scores, so that every kind of change happens:
+#: score moves with every factor moved (n % 7), tier (11), anti-ICP flag and reasons (13),
+#: route (17), accounts new on the run's date (19) and accounts removed since (23).
+PREVIOUS_SCORED_DATE = """
+INSERT INTO marts.account_fit_score_history BY NAME
+WITH numbered AS (
+    SELECT *, row_number() OVER (ORDER BY account_id) AS n
+    FROM marts.account_fit_score_history WHERE as_of_date = $as_of
+)
+SELECT * EXCLUDE (n) REPLACE (
+    CAST($as_of AS DATE) - 1 AS as_of_date,
+    CASE WHEN n % 23 = 0 THEN account_id || '-gone' ELSE account_id END AS account_id,
+    CASE WHEN n % 7 = 0 THEN fit_score - 15 ELSE fit_score END AS fit_score,
+    CASE WHEN n % 11 = 0 THEN CASE fit_tier WHEN 'high' THEN 'low' ELSE 'high' END
+        ELSE fit_tier END AS fit_tier,
+    CASE WHEN n % 17 = 0 THEN 'nurture' ELSE route END AS route,
+    CASE WHEN n % 13 = 0 THEN NOT is_anti_icp ELSE is_anti_icp END AS is_anti_icp,
+    CASE WHEN n % 13 = 0 THEN
+        CASE WHEN len(anti_icp_reasons) > 0 THEN [] ELSE ['too_small', 'no_budget'] END
+        ELSE anti_icp_reasons END AS anti_icp_reasons,
+    CASE WHEN n % 7 = 0
+        THEN list_transform(factor_points, lambda f: {'factor': f.factor, 'points': f.points - 5})
+        ELSE factor_points END AS factor_points
+)
+FROM numbered
+WHERE n % 19 <> 0
+"""
+
+
+def test_the_score_changes_on_postgres_are_duckdbs(postgres_build, postgres_environment, tmp_path):
+    """The changes model on both engines, from the same two scored dates of the history."""
+    settings, summary, _, build, _ = postgres_build
+    assert build.returncode == 0, build.stdout[-6000:]
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(settings.warehouse_path, warehouse)
+    as_of = dt.date.fromisoformat(summary.as_of_date)
+    with duckdb.connect(str(warehouse)) as con:
+        con.execute(PREVIOUS_SCORED_DATE, {"as_of": as_of})
+        copy_tables(con, connect(postgres_environment), "marts", ["account_fit_score_history"])
+    config = load_scoring_config(PROJECT_ROOT / "config" / "scoring.yaml")
+    arguments = ["--select", CHANGES_MODEL, "--vars", json.dumps(pipeline_dbt_vars(config))]
+    on_date = {"ICP_DBT_AS_OF_DATE": summary.as_of_date}
+    built = {
+        "duckdb": _dbt_build(
+            tmp_path / "dbt-duckdb", arguments, {**on_date, "ICP_WAREHOUSE": str(warehouse)}
+        ),
+        "postgres": _dbt_build(
+            tmp_path / "dbt-postgres",
+            [*arguments, "--target", "postgres"],
+            {**on_date, **postgres_environment},
+        ),
+    }
+    for engine, result in built.items():
+        assert result.returncode == 0, f"{engine}: {result.stdout[-6000:]}"
+    query = f"SELECT * FROM marts.{CHANGES_MODEL} WHERE as_of_date = %s"
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        duckdb_rows = _comparable(con.execute(query.replace("%s", "?"), [as_of]).fetchall())
+        kinds = {
+            kind
+            for (kind,) in con.execute(
+                f"SELECT DISTINCT change_kind FROM marts.{CHANGES_MODEL} WHERE as_of_date = ?",
+                [as_of],
+            ).fetchall()
+        }
+    with connect(postgres_environment) as server, server.cursor() as cursor:
+        cursor.execute(query, [as_of])
+        postgres_rows = _comparable(cursor.fetchall())
+    assert kinds >= {
+        "new",
+        "removed",
+        "anti_icp_flagged",
+        "anti_icp_cleared",
+        "tier_upgraded",
+        "tier_downgraded",
+        "route_changed",
+        "score_increased",
+    }, kinds
+    only_duckdb = [row for row in duckdb_rows if row not in postgres_rows][:2]
+    only_postgres = [row for row in postgres_rows if row not in duckdb_rows][:2]
+    assert duckdb_rows == postgres_rows, (only_duckdb, only_postgres)
+
+
 def _comparable(rows: list[tuple]) -> list[tuple]:
     return sorted((tuple(_value(value) for value in row) for row in rows), key=repr)
 
@@ -124,6 +211,8 @@ def _value(value):
         return float(f"{float(value):.10g}")
     if isinstance(value, list):
         return tuple(_value(item) for item in value)
+    if isinstance(value, dict):
+        return tuple(sorted((key, _value(item)) for key, item in value.items()))
     return value
 
 
@@ -131,8 +220,9 @@ def test_duckdb_types_map_to_postgres_types():
     assert postgres_column_type("VARCHAR[]") == "text[]"
     assert postgres_column_type("DECIMAL(7,2)") == "numeric(7,2)"
     assert postgres_column_type("TIMESTAMP") == "timestamp"
+    assert postgres_column_type("STRUCT(factor VARCHAR, points DECIMAL(7,2))[]") == "jsonb"
     with pytest.raises(ValueError, match="no PostgreSQL type"):
-        postgres_column_type("STRUCT(a INTEGER)")
+        postgres_column_type("UUID")
 
 
 def test_a_connection_string_stands_in_for_the_libpq_variables():

@@ -126,25 +126,13 @@ changed as (
 -- much as the scores themselves.
 current_factors as (
 
-    select
-        current_scores.account_id,
-        -- A list of structs unnested recursively: one row per factor, columns factor, points.
-        unnest(current_scores.factor_points, recursive := true)  -- noqa: AL03
-    from current_scores
-    inner join changed
-        on current_scores.account_id = changed.account_id
+    {{ factor_point_rows('current_scores', 'changed') }}
 
 ),
 
 previous_factors as (
 
-    select
-        previous_scores.account_id,
-        -- A list of structs unnested recursively: one row per factor, columns factor, points.
-        unnest(previous_scores.factor_points, recursive := true)  -- noqa: AL03
-    from previous_scores
-    inner join changed
-        on previous_scores.account_id = changed.account_id
+    {{ factor_point_rows('previous_scores', 'changed') }}
 
 ),
 
@@ -152,8 +140,7 @@ factor_moves as (
 
     select
         coalesce(current_factors.account_id, previous_factors.account_id) as account_id,
-        coalesce(current_factors.factor, previous_factors.factor)
-            as factor,
+        coalesce(current_factors.factor, previous_factors.factor) as factor,
         previous_factors.points as previous_points,
         current_factors.points,
         coalesce(current_factors.points, 0)
@@ -182,15 +169,7 @@ changed_factors as (
 
     select
         account_id,
-        list(
-            {
-                'factor': factor,
-                'previous_points': previous_points,
-                'points': points,
-                'points_change': points_change
-            }
-            order by move_rank
-        ) as changed_factors
+        {{ changed_factor_list() }} as changed_factors
     from ranked_factor_moves
     where move_rank <= {{ var('change_factor_count') }}
     group by account_id
@@ -215,29 +194,17 @@ final as (
         changed.is_anti_icp,
         changed.previous_anti_icp_reasons,
         changed.anti_icp_reasons,
-        list_filter(
-            changed.anti_icp_reasons,
-            lambda reason: not list_contains(coalesce(changed.previous_anti_icp_reasons, []), reason)  -- noqa: RF02
-        ) as anti_icp_reasons_added,
-        list_filter(
-            changed.previous_anti_icp_reasons,
-            lambda reason: not list_contains(coalesce(changed.anti_icp_reasons, []), reason)  -- noqa: RF02
-        ) as anti_icp_reasons_removed,
+        {{ list_except('changed.anti_icp_reasons', 'changed.previous_anti_icp_reasons') }}
+            as anti_icp_reasons_added,
+        {{ list_except('changed.previous_anti_icp_reasons', 'changed.anti_icp_reasons') }}
+            as anti_icp_reasons_removed,
         changed.is_new_account,
         changed.is_removed_account,
         changed.is_anti_icp_changed,
         changed.is_tier_changed,
         changed.is_route_changed,
         changed.is_score_moved,
-        cast(
-            coalesce(changed_factors.changed_factors, [])
-            as struct(
-                factor varchar,
-                previous_points decimal(7, 2),
-                points decimal(7, 2),
-                points_change decimal(7, 2)
-            )[]  -- noqa: LT01
-        ) as changed_factors,
+        {{ changed_factors_or_empty('changed_factors.changed_factors') }} as changed_factors,
         changed.score_version,
         changed.scored_at
     from changed
