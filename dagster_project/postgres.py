@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from pathlib import Path
 
 import duckdb
@@ -28,8 +29,15 @@ __all__ = [
     "postgres_column_type",
 ]
 
-#: The libpq variables dbt's ``postgres`` target reads (dbt/profiles.yml).
-LIBPQ_VARIABLES = ("PGHOST", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE")
+#: The libpq variables dbt's ``postgres`` target reads (dbt/profiles.yml), with the libpq
+#: connection keyword each one stands for.
+LIBPQ_KEYWORDS = {
+    "PGHOST": "host",
+    "PGPORT": "port",
+    "PGUSER": "user",
+    "PGPASSWORD": "password",
+    "PGDATABASE": "dbname",
+}
 
 _SCALAR_TYPES = {
     "VARCHAR": "text",
@@ -54,11 +62,13 @@ def libpq_environment(environ: Mapping[str, str] | None = None) -> dict[str, str
     environ = os.environ if environ is None else environ
     dsn = environ.get("ICP_PG_DSN")
     if not dsn:
-        return {name: environ[name] for name in LIBPQ_VARIABLES if name in environ}
+        return {name: environ[name] for name in LIBPQ_KEYWORDS if name in environ}
     parts = psycopg2.extensions.parse_dsn(dsn)
-    keys = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD"}
-    keys["dbname"] = "PGDATABASE"
-    return {variable: str(parts[key]) for key, variable in keys.items() if key in parts}
+    return {
+        variable: str(parts[keyword])
+        for variable, keyword in LIBPQ_KEYWORDS.items()
+        if keyword in parts
+    }
 
 
 def connect(environ: Mapping[str, str] | None = None):
@@ -66,9 +76,9 @@ def connect(environ: Mapping[str, str] | None = None):
     import psycopg2
 
     settings = libpq_environment(environ)
-    names = {"PGHOST": "host", "PGPORT": "port", "PGUSER": "user", "PGPASSWORD": "password"}
-    names["PGDATABASE"] = "dbname"
-    return psycopg2.connect(**{names[variable]: value for variable, value in settings.items()})
+    return psycopg2.connect(
+        **{LIBPQ_KEYWORDS[variable]: value for variable, value in settings.items()}
+    )
 
 
 def postgres_column_type(duckdb_type: str) -> str:
@@ -90,6 +100,7 @@ def copy_tables(
 ) -> dict[str, int]:
     """Replace ``schema.<table>`` on the server with DuckDB's ``schema.<table>`` for each table,
     in one transaction (readers see the old tables or all the new ones); returns rows copied.
+    The caller owns ``target`` (it is committed, or rolled back on an error, not closed).
 
     Each table goes through a CSV file (DuckDB writes it, ``COPY ... FROM STDIN`` reads it), so
     memory stays bounded whatever the table's size. In that CSV an unquoted empty field is
@@ -116,7 +127,8 @@ def copy_raw_tables(
             "AND NOT starts_with(table_name, '_') ORDER BY table_name"
         ).fetchall()
     ]
-    return copy_tables(warehouse, connect(environ), "raw", tables)
+    with closing(connect(environ)) as target:
+        return copy_tables(warehouse, target, "raw", tables)
 
 
 def _copy_table(source, cursor, schema: str, table: str, scratch: Path) -> int:

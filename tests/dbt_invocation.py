@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dagster_project.settings import PROJECT_ROOT
-
-DBT_DIR = PROJECT_ROOT / "dbt"
+from dagster_project.defs.project import DBT_PROJECT_DIR
 
 
 def project_arguments(target_path: Path, log_path: Path) -> list[str]:
     return [
         "--project-dir",
-        str(DBT_DIR),
+        str(DBT_PROJECT_DIR),
         "--profiles-dir",
-        str(DBT_DIR),
+        str(DBT_PROJECT_DIR),
         "--target-path",
         str(target_path),
         "--log-path",

@@ -14,13 +14,14 @@ import json
 import os
 import shutil
 import subprocess
+from contextlib import closing
 from decimal import Decimal
 
 import duckdb
 import pytest
 
 from dagster_project.defs.project import dbt_executable
-from dagster_project.defs.transform.dbt import pipeline_dbt_vars
+from dagster_project.defs.transform.dbt import CHANGES_MODEL, pipeline_dbt_vars
 from dagster_project.postgres import (
     connect,
     copy_raw_tables,
@@ -29,11 +30,7 @@ from dagster_project.postgres import (
     postgres_column_type,
 )
 from dagster_project.scoring.config import load_scoring_config
-from dagster_project.settings import PROJECT_ROOT
 from tests.dbt_invocation import project_arguments
-
-#: Built after scoring, from the score history the scoring step writes: tested on its own.
-CHANGES_MODEL = "account_fit_score_changes"
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +85,7 @@ def test_every_model_holds_the_rows_duckdb_built(postgres_build, postgres_enviro
     differences = []
     with (
         duckdb.connect(str(settings.warehouse_path), read_only=True) as warehouse,
-        connect(postgres_environment) as server,
+        closing(connect(postgres_environment)) as server,
         server.cursor() as cursor,
     ):
         for schema, name in models:
@@ -105,17 +102,9 @@ def test_every_model_holds_the_rows_duckdb_built(postgres_build, postgres_enviro
             select = ", ".join(f'"{column}"' for column in columns)
             query = f'SELECT {select} FROM "{schema}"."{name}"{where}'
             date = [dt.date.fromisoformat(summary.as_of_date)] if where else []
-            duckdb_rows = _comparable(warehouse.execute(query.replace("%s", "?"), date).fetchall())
-            cursor.execute(query, date)
-            postgres_rows = _comparable(cursor.fetchall())
+            duckdb_rows, postgres_rows = _rows_on_both(warehouse, cursor, query, date)
             if duckdb_rows != postgres_rows:
-                only_duckdb = [row for row in duckdb_rows if row not in postgres_rows][:3]
-                only_postgres = [row for row in postgres_rows if row not in duckdb_rows][:3]
-                differences.append(
-                    f"{schema}.{name}: {len(duckdb_rows)} rows on DuckDB, "
-                    f"{len(postgres_rows)} on PostgreSQL; only on DuckDB {only_duckdb}, "
-                    f"only on PostgreSQL {only_postgres}"
-                )
+                differences.append(f"{schema}.{name}: {_difference(duckdb_rows, postgres_rows)}")
     assert not differences, "\n".join(differences)
     assert ("marts", "fct_account_metrics") in models
 
@@ -158,8 +147,9 @@ def test_the_score_changes_on_postgres_are_duckdbs(postgres_build, postgres_envi
     as_of = dt.date.fromisoformat(summary.as_of_date)
     with duckdb.connect(str(warehouse)) as con:
         con.execute(PREVIOUS_SCORED_DATE, {"as_of": as_of})
-        copy_tables(con, connect(postgres_environment), "marts", ["account_fit_score_history"])
-    config = load_scoring_config(PROJECT_ROOT / "config" / "scoring.yaml")
+        with closing(connect(postgres_environment)) as server:
+            copy_tables(con, server, "marts", ["account_fit_score_history"])
+    config = load_scoring_config(settings.scoring_config_path)
     arguments = ["--select", CHANGES_MODEL, "--vars", json.dumps(pipeline_dbt_vars(config))]
     on_date = {"ICP_DBT_AS_OF_DATE": summary.as_of_date}
     built = {
@@ -175,8 +165,12 @@ def test_the_score_changes_on_postgres_are_duckdbs(postgres_build, postgres_envi
     for engine, result in built.items():
         assert result.returncode == 0, f"{engine}: {result.stdout[-6000:]}"
     query = f"SELECT * FROM marts.{CHANGES_MODEL} WHERE as_of_date = %s"
-    with duckdb.connect(str(warehouse), read_only=True) as con:
-        duckdb_rows = _comparable(con.execute(query.replace("%s", "?"), [as_of]).fetchall())
+    with (
+        duckdb.connect(str(warehouse), read_only=True) as con,
+        closing(connect(postgres_environment)) as server,
+        server.cursor() as cursor,
+    ):
+        duckdb_rows, postgres_rows = _rows_on_both(con, cursor, query, [as_of])
         kinds = {
             kind
             for (kind,) in con.execute(
@@ -184,9 +178,6 @@ def test_the_score_changes_on_postgres_are_duckdbs(postgres_build, postgres_envi
                 [as_of],
             ).fetchall()
         }
-    with connect(postgres_environment) as server, server.cursor() as cursor:
-        cursor.execute(query, [as_of])
-        postgres_rows = _comparable(cursor.fetchall())
     assert kinds >= {
         "new",
         "removed",
@@ -197,9 +188,23 @@ def test_the_score_changes_on_postgres_are_duckdbs(postgres_build, postgres_envi
         "route_changed",
         "score_increased",
     }, kinds
-    only_duckdb = [row for row in duckdb_rows if row not in postgres_rows][:2]
-    only_postgres = [row for row in postgres_rows if row not in duckdb_rows][:2]
-    assert duckdb_rows == postgres_rows, (only_duckdb, only_postgres)
+    assert duckdb_rows == postgres_rows, _difference(duckdb_rows, postgres_rows)
+
+
+def _rows_on_both(warehouse, cursor, query: str, parameters: list) -> tuple[list, list]:
+    """The rows of ``query`` (``%s`` placeholders) on DuckDB and on PostgreSQL, comparable."""
+    duckdb_rows = warehouse.execute(query.replace("%s", "?"), parameters).fetchall()
+    cursor.execute(query, parameters)
+    return _comparable(duckdb_rows), _comparable(cursor.fetchall())
+
+
+def _difference(duckdb_rows: list, postgres_rows: list) -> str:
+    only_duckdb = [row for row in duckdb_rows if row not in postgres_rows][:3]
+    only_postgres = [row for row in postgres_rows if row not in duckdb_rows][:3]
+    return (
+        f"{len(duckdb_rows)} rows on DuckDB, {len(postgres_rows)} on PostgreSQL; "
+        f"only on DuckDB {only_duckdb}, only on PostgreSQL {only_postgres}"
+    )
 
 
 def _comparable(rows: list[tuple]) -> list[tuple]:
