@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from contextlib import nullcontext, suppress
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -110,7 +111,10 @@ def generate(
 def _settings(
     landing: Path, warehouse: Path, as_of: datetime | None, scoring_config: Path
 ) -> Settings:
-    return Settings(
+    # The options over the environment's settings: the others (ICP_TARGET, the quarantine
+    # share, the valid dates, ...) are as Settings.from_env read them.
+    return replace(
+        Settings.from_env(),
         landing_dir=landing.resolve(),
         warehouse_path=warehouse.resolve(),
         scoring_config_path=scoring_config.resolve(),

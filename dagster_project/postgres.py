@@ -1,20 +1,26 @@
-"""The PostgreSQL target: its connection settings and loading tables into it with COPY.
+"""The PostgreSQL target: its connection settings and moving tables to and from it with COPY.
 
 Ingest reads and checks the landing zone with an embedded DuckDB (the row rules, the
 quarantine and the point-in-time raw tables are the same on every target); for the PostgreSQL
 target the raw tables it wrote are then loaded into the server's ``raw`` schema with
 ``COPY ... FROM STDIN``, and dbt (dbt-postgres, the profile's ``postgres`` target) builds the
-models there. The server comes from the libpq variables (``PGHOST``, ``PGPORT``, ``PGUSER``,
-``PGPASSWORD``, ``PGDATABASE``), which ``deploy/postgres_server.sh`` writes for its server, or
-from ``ICP_PG_DSN``, a libpq connection string or URI.
+models there. Until the scoring's SQL is in dbt, the scoring reads the facts it needs from the
+server into the DuckDB working file (:func:`mirror_tables`) and writes its tables back
+(:func:`copy_tables`); :func:`publish_schema` then gives readers the ``published`` schema, all
+its tables replaced in one transaction. The server comes from the libpq variables
+(``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``), which
+``deploy/postgres_server.sh`` writes for its server, or from ``ICP_PG_DSN``, a libpq
+connection string or URI.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -22,12 +28,20 @@ import duckdb
 from dagster_project.sql import quote_identifier, string_literal
 
 __all__ = [
+    "PUBLISHED_SCHEMA",
     "connect",
     "copy_raw_tables",
     "copy_tables",
+    "duckdb_column_type",
     "libpq_environment",
+    "mirror_tables",
     "postgres_column_type",
+    "publish_schema",
+    "server_has_table",
 ]
+
+#: The schema readers of the PostgreSQL target read (docs/consumers.md).
+PUBLISHED_SCHEMA = "published"
 
 #: The libpq variables dbt's ``postgres`` target reads (dbt/profiles.yml), with the libpq
 #: connection keyword each one stands for.
@@ -81,6 +95,14 @@ def connect(environ: Mapping[str, str] | None = None):
     )
 
 
+def server_has_table(server, schema: str, table: str) -> bool:
+    with server.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{schema}.{table}",))
+        present = cursor.fetchone()[0]
+    server.rollback()
+    return present
+
+
 def postgres_column_type(duckdb_type: str) -> str:
     """PostgreSQL's type for a DuckDB column type: a list of scalars becomes an array, a
     struct or a list of structs (the score's factor points) a ``jsonb`` document."""
@@ -96,11 +118,17 @@ def postgres_column_type(duckdb_type: str) -> str:
 
 
 def copy_tables(
-    source: duckdb.DuckDBPyConnection, target, schema: str, tables: Iterable[str]
+    source: duckdb.DuckDBPyConnection,
+    target,
+    schema: str,
+    tables: Iterable[str],
+    dates: Sequence[date] | None = None,
 ) -> dict[str, int]:
     """Replace ``schema.<table>`` on the server with DuckDB's ``schema.<table>`` for each table,
     in one transaction (readers see the old tables or all the new ones); returns rows copied.
-    The caller owns ``target`` (it is committed, or rolled back on an error, not closed).
+    With ``dates``, only the rows of those as-of dates are replaced (a table the server lacks
+    is created). The caller owns ``target`` (it is committed, or rolled back on an error, not
+    closed).
 
     Each table goes through a CSV file (DuckDB writes it, ``COPY ... FROM STDIN`` reads it), so
     memory stays bounded whatever the table's size. In that CSV an unquoted empty field is
@@ -111,7 +139,7 @@ def copy_tables(
         with target.cursor() as cursor:
             cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
             for table in tables:
-                copied[table] = _copy_table(source, cursor, schema, table, Path(scratch))
+                copied[table] = _copy_table(source, cursor, schema, table, Path(scratch), dates)
     return copied
 
 
@@ -131,7 +159,9 @@ def copy_raw_tables(
         return copy_tables(warehouse, target, "raw", tables)
 
 
-def _copy_table(source, cursor, schema: str, table: str, scratch: Path) -> int:
+def _copy_table(
+    source, cursor, schema: str, table: str, scratch: Path, dates: Sequence[date] | None
+) -> int:
     columns = source.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = $schema AND table_name = $table ORDER BY ordinal_position",
@@ -144,16 +174,24 @@ def _copy_table(source, cursor, schema: str, table: str, scratch: Path) -> int:
         f"{quote_identifier(name)} {postgres_column_type(column_type)}"
         for name, column_type in columns
     )
-    cursor.execute(f"DROP TABLE IF EXISTS {qualified}")
-    cursor.execute(f"CREATE TABLE {qualified} ({definition})")
+    where, parameters = "", {}
+    if dates is None:
+        cursor.execute(f"DROP TABLE IF EXISTS {qualified}")
+        cursor.execute(f"CREATE TABLE {qualified} ({definition})")
+    else:
+        cursor.execute(f"CREATE TABLE IF NOT EXISTS {qualified} ({definition})")
+        cursor.execute(f"DELETE FROM {qualified} WHERE as_of_date = ANY(%s)", (list(dates),))
+        where, parameters = " WHERE list_contains($dates, as_of_date)", {"dates": list(dates)}
     path = scratch / f"{schema}.{table}.csv"
     select = ", ".join(_csv_value(name, column_type) for name, column_type in columns)
     source.execute(
-        f"COPY (SELECT {select} FROM {qualified}) TO {string_literal(path)} "
-        "(FORMAT csv, HEADER false)"
+        f"COPY (SELECT {select} FROM {qualified}{where}) TO {string_literal(path)} "
+        "(FORMAT csv, HEADER false)",
+        parameters,
     )
+    column_list = ", ".join(quote_identifier(name) for name, _ in columns)
     with path.open("rb") as rows:
-        cursor.copy_expert(f"COPY {qualified} FROM STDIN WITH (FORMAT csv)", rows)
+        cursor.copy_expert(f"COPY {qualified} ({column_list}) FROM STDIN WITH (FORMAT csv)", rows)
     path.unlink()
     return cursor.rowcount
 
@@ -180,6 +218,157 @@ def _csv_value(name: str, column_type: str) -> str:
         f"'{{' || array_to_string(list_transform({column}, lambda x: {element}), ',') || '}}' END "
         f"AS {column}"
     )
+
+
+_DUCKDB_SCALAR_TYPES = {
+    "text": "VARCHAR",
+    "character varying": "VARCHAR",
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "smallint": "SMALLINT",
+    "double precision": "DOUBLE",
+    "real": "FLOAT",
+    "boolean": "BOOLEAN",
+    "date": "DATE",
+    "timestamp without time zone": "TIMESTAMP",
+    "timestamp with time zone": "TIMESTAMP WITH TIME ZONE",
+}
+
+
+def duckdb_column_type(data_type: str, udt_name: str, precision, scale) -> str:
+    """DuckDB's type for a PostgreSQL column as ``information_schema.columns`` describes it
+    (an array's element type is its ``udt_name`` after the leading underscore). A ``jsonb``
+    column has no type of its own: the caller names it (:func:`mirror_tables`)."""
+    if data_type == "numeric":
+        return f"DECIMAL({precision or 38}, {scale or 0})"
+    if data_type == "ARRAY":
+        element = {"_text": "text", "_varchar": "text", "_int4": "integer", "_int8": "bigint"}
+        if udt_name not in element:
+            raise ValueError(f"no DuckDB type for the PostgreSQL array {udt_name}")
+        return _DUCKDB_SCALAR_TYPES[element[udt_name]] + "[]"
+    if data_type not in _DUCKDB_SCALAR_TYPES:
+        raise ValueError(f"no DuckDB type for the PostgreSQL type {data_type}")
+    return _DUCKDB_SCALAR_TYPES[data_type]
+
+
+def mirror_tables(
+    server,
+    warehouse: duckdb.DuckDBPyConnection,
+    schema: str,
+    tables: Mapping[str, Mapping[str, str]],
+    dates: Sequence[date] | None = None,
+) -> dict[str, int]:
+    """Copy ``schema.<table>`` from the server into the DuckDB warehouse for each table, in one
+    DuckDB transaction; returns rows copied. ``tables`` maps each table to the DuckDB types of
+    those of its columns the server's types do not settle (a ``jsonb`` column's struct, the
+    contract's types). A table holding ``as_of_date`` gets only the rows of ``dates``
+    replaced (when given); any other table is replaced whole.
+
+    The rows go through a CSV file (``COPY ... TO STDOUT``), arrays and ``jsonb`` as JSON
+    text, which DuckDB casts to its lists and structs.
+    """
+    copied = {}
+    with tempfile.TemporaryDirectory(prefix="icp-pg-mirror-") as scratch, server.cursor() as cursor:
+        warehouse.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+        warehouse.execute("BEGIN TRANSACTION")
+        try:
+            for table, declared in tables.items():
+                copied[table] = _mirror_table(
+                    cursor, warehouse, schema, table, declared, dates, Path(scratch)
+                )
+            warehouse.execute("COMMIT")
+        except BaseException:
+            warehouse.execute("ROLLBACK")
+            raise
+    server.rollback()  # it only read
+    return copied
+
+
+def _mirror_table(cursor, warehouse, schema, table, declared, dates, scratch: Path) -> int:
+    cursor.execute(
+        "SELECT column_name, data_type, udt_name, numeric_precision, numeric_scale "
+        "FROM information_schema.columns WHERE table_schema = %s AND table_name = %s "
+        "ORDER BY ordinal_position",
+        (schema, table),
+    )
+    columns = cursor.fetchall()
+    if not columns:
+        raise ValueError(f"{schema}.{table} is not on the PostgreSQL server")
+    types = {
+        name: declared.get(name) or duckdb_column_type(data_type, udt, precision, scale)
+        for name, data_type, udt, precision, scale in columns
+    }
+    as_json = {name for name, data_type, *_ in columns if data_type in ("ARRAY", "jsonb")}
+    qualified = f"{quote_identifier(schema)}.{quote_identifier(table)}"
+    dated = dates is not None and "as_of_date" in types
+    select = ", ".join(
+        f"to_json({quote_identifier(name)})::text" if name in as_json else quote_identifier(name)
+        for name in types
+    )
+    path = scratch / f"{schema}.{table}.csv"
+    with path.open("wb") as rows:
+        if dated:
+            query = cursor.mogrify(
+                f"SELECT {select} FROM {qualified} WHERE as_of_date = ANY(%s)", (list(dates),)
+            ).decode()
+        else:
+            query = f"SELECT {select} FROM {qualified}"
+        cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", rows)
+    # In PostgreSQL's CSV a quoted empty field is the empty string, an unquoted one NULL.
+    read = (
+        f"read_csv({string_literal(path)}, header = false, allow_quoted_nulls = false, "
+        "columns = $columns)"
+    )
+    values = ", ".join(
+        f"CAST(CAST({quote_identifier(name)} AS JSON) AS {types[name]}) AS {quote_identifier(name)}"
+        if name in as_json
+        else quote_identifier(name)
+        for name in types
+    )
+    csv_types = {name: "VARCHAR" if name in as_json else types[name] for name in types}
+    definition = ", ".join(f"{quote_identifier(name)} {kind}" for name, kind in types.items())
+    if dated:
+        warehouse.execute(f"CREATE TABLE IF NOT EXISTS {qualified} ({definition})")
+        warehouse.execute(
+            f"DELETE FROM {qualified} WHERE list_contains($dates, as_of_date)",
+            {"dates": list(dates)},
+        )
+    else:
+        warehouse.execute(f"CREATE OR REPLACE TABLE {qualified} ({definition})")
+    warehouse.execute(
+        f"INSERT INTO {qualified} BY NAME SELECT {values} FROM {read}", {"columns": csv_types}
+    )
+    path.unlink()
+    return warehouse.execute(
+        f"SELECT count(*) FROM {qualified}"
+        + (" WHERE list_contains($dates, as_of_date)" if dated else ""),
+        {"dates": list(dates)} if dated else {},
+    ).fetchone()[0]
+
+
+def publish_schema(server, tables: Sequence[str], info: Mapping[str, object]) -> None:
+    """Give readers ``published``: a copy of each ``marts.<table>`` of the server and
+    ``published.publish_info`` (one row: ``info`` as JSON, when it was published), all swapped in
+    in one transaction. A reader sees the old version or the new one, never a mix: its query
+    holds the old tables until it ends, and the swap waits for it."""
+    staging = quote_identifier(f"{PUBLISHED_SCHEMA}_next")
+    published = quote_identifier(PUBLISHED_SCHEMA)
+    with server, server.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {staging} CASCADE")
+        cursor.execute(f"CREATE SCHEMA {staging}")
+        for table in tables:
+            cursor.execute(
+                f"CREATE TABLE {staging}.{quote_identifier(table)} AS "
+                f"SELECT * FROM marts.{quote_identifier(table)}"
+            )
+        cursor.execute(
+            f"CREATE TABLE {staging}.publish_info AS "
+            "SELECT %s::jsonb AS info, now() AS published_at",
+            (json.dumps(info, default=str),),
+        )
+        # CASCADE: a view a reader made on the old tables goes with them (docs/postgres.md).
+        cursor.execute(f"DROP SCHEMA IF EXISTS {published} CASCADE")
+        cursor.execute(f"ALTER SCHEMA {staging} RENAME TO {published}")
 
 
 if __name__ == "__main__":

@@ -11,10 +11,13 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-__all__ = ["PROJECT_ROOT", "Settings"]
+__all__ = ["PROJECT_ROOT", "TARGETS", "Settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _DEFAULT_SCORING_CONFIG = PROJECT_ROOT / "config" / "scoring.yaml"
+#: Where the models and the published tables live: ``duckdb``, the embedded warehouse file
+#: (the default), or ``postgres``, a PostgreSQL server (docs/postgres.md).
+TARGETS = ("duckdb", "postgres")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,11 @@ class Settings:
     timezone: str = "UTC"
     export_completion: str = "files"
     max_catchup_dates: int = 7
+    target: str = "duckdb"
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ValueError(f"ICP_TARGET must be one of {', '.join(TARGETS)}, not {self.target!r}")
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -47,7 +55,9 @@ class Settings:
         ``ICP_EXPORT_COMPLETION`` (``files``: an export folder is complete when every required
         file is there, the default; ``marker``: when it holds ``_SUCCESS``),
         ``ICP_MAX_CATCHUP_DATES`` (after downtime the schedule scores at most this many
-        missed dates, the newest; default 7).
+        missed dates, the newest; default 7),
+        ``ICP_TARGET`` (``duckdb``, the default, or ``postgres``: the models, scores and
+        published tables on the server of ``ICP_PG_DSN`` or the ``PG*`` variables).
 
         ``ICP_PARTITIONS_START`` (default 2000-01-01), the first as-of date partition, is read
         by :mod:`dagster_project.defs.partitions`."""
@@ -74,4 +84,5 @@ class Settings:
             timezone=os.environ.get("ICP_TIMEZONE", "").strip() or "UTC",
             export_completion=os.environ.get("ICP_EXPORT_COMPLETION", "").strip() or "files",
             max_catchup_dates=int(os.environ.get("ICP_MAX_CATCHUP_DATES") or 7),
+            target=os.environ.get("ICP_TARGET", "").strip().lower() or "duckdb",
         )

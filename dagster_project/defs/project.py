@@ -7,12 +7,20 @@ from dagster_dbt import DbtProject
 
 from dagster_project.settings import PROJECT_ROOT
 
-__all__ = ["DBT_PIPELINE_TARGET", "DBT_PROJECT", "DBT_PROJECT_DIR", "dbt_executable"]
+__all__ = [
+    "DBT_PIPELINE_TARGET",
+    "DBT_PROJECT",
+    "DBT_PROJECT_DIR",
+    "POSTGRES_DBT_TARGET",
+    "dbt_executable",
+]
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt"
 #: The profiles.yml target of the pipeline's dbt steps (it keeps the warehouse open for a whole
 #: build); the manifest is parsed with it too, so each step's partial parse stays valid.
 DBT_PIPELINE_TARGET = "pipeline"
+#: The profiles.yml target of the pipeline's dbt steps on the PostgreSQL target.
+POSTGRES_DBT_TARGET = "postgres"
 DBT_PROJECT = DbtProject(
     project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR, target=DBT_PIPELINE_TARGET
 )

@@ -21,7 +21,12 @@ from packaging.version import Version
 from pydantic import PrivateAttr
 
 from dagster_project.defs.locking import WarehouseLock
-from dagster_project.defs.project import DBT_PROJECT, dbt_executable
+from dagster_project.defs.project import (
+    DBT_PIPELINE_TARGET,
+    DBT_PROJECT,
+    POSTGRES_DBT_TARGET,
+    dbt_executable,
+)
 from dagster_project.operations.liveness import close_dead_runs
 from dagster_project.scoring.config import ScoringConfig, load_scoring_config
 from dagster_project.settings import Settings
@@ -51,6 +56,10 @@ class WarehouseResource(dg.ConfigurableResource):
     """
 
     path: str
+    #: ``duckdb`` (the file is the warehouse) or ``postgres`` (the models and the published
+    #: tables are on the server; the file keeps the ingest's state and the scoring's working
+    #: tables): Settings.target.
+    target: str = "duckdb"
     #: DuckDB's own memory (it spills to ``<warehouse>.tmp`` beyond it), leaving room in the
     #: process for Python's (the scoring's arrays, Great Expectations' batches) under the 3 GiB
     #: a run may use at a million accounts; dbt's process has the same (dbt/profiles.yml).
@@ -76,6 +85,21 @@ class WarehouseResource(dg.ConfigurableResource):
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.target == "postgres"
+
+    @contextmanager
+    def postgres(self) -> Iterator[Any]:
+        """A connection to the PostgreSQL target's server, closed afterwards."""
+        from dagster_project.postgres import connect
+
+        server = connect()
+        try:
+            yield server
+        finally:
+            server.close()
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -179,6 +203,11 @@ class IcpDbtCliResource(DbtCliResource):
         (``transform.dbt.stream_noting_unit_tests``). The partial parse is saved all the same.
         """
         values = {DBT_AS_OF_DATE_ENV: as_of.isoformat(), DBT_WAREHOUSE_ENV: warehouse_path}
+        if self.target == POSTGRES_DBT_TARGET:
+            from dagster_project.postgres import libpq_environment
+
+            # The profile's postgres target reads the PG* variables; ICP_PG_DSN becomes them.
+            values.update(libpq_environment())
         with _environment(values):
             return self.cli(
                 [*args, "--vars", json.dumps(dict(run_vars)), "--no-write-json"], **kwargs
@@ -197,7 +226,7 @@ class IcpDbtCliResource(DbtCliResource):
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """Resources for ``settings``, as passed to ``Definitions``."""
     return {
-        "warehouse": WarehouseResource(path=str(settings.warehouse_path)),
+        "warehouse": WarehouseResource(path=str(settings.warehouse_path), target=settings.target),
         "landing": LandingZoneResource(
             root=str(settings.landing_dir),
             max_export_age_days=settings.max_export_age_days,
@@ -206,5 +235,9 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             max_valid_date=settings.max_valid_date.isoformat(),
         ),
         "scoring_config": ScoringConfigResource(path=str(settings.scoring_config_path)),
-        "dbt": IcpDbtCliResource(project_dir=DBT_PROJECT, dbt_executable=dbt_executable()),
+        "dbt": IcpDbtCliResource(
+            project_dir=DBT_PROJECT,
+            dbt_executable=dbt_executable(),
+            target=POSTGRES_DBT_TARGET if settings.target == "postgres" else DBT_PIPELINE_TARGET,
+        ),
     }

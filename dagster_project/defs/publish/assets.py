@@ -22,6 +22,7 @@ from dagster_project.defs.partitions import (
     data_error,
     retry_only_if_transient,
 )
+from dagster_project.defs.postgres_target import publish_on_server
 from dagster_project.defs.resources import ScoringConfigResource, WarehouseResource
 from dagster_project.defs.scoring.assets import (
     ACCOUNT_METRICS,
@@ -144,6 +145,19 @@ def published_marts(
         f"published {result.version} (as of {result.as_of_date}) to {published_dir} "
         f"in {result.seconds:.2f} s"
     )
+    if warehouse.on_postgres:
+        # Checked above on the same rows (the working file's copy of the server's tables).
+        with retry_only_if_transient("publish on PostgreSQL"):
+            publish_on_server(
+                warehouse,
+                {
+                    "version": result.version,
+                    "as_of_date": result.as_of_date.isoformat(),
+                    "score_version": result.score_version,
+                    "row_counts": result.row_counts,
+                },
+            )
+        context.log.info(f"published {result.version} to the PostgreSQL schema published")
     yield dg.MaterializeResult(
         metadata={
             "version": result.version,

@@ -11,6 +11,11 @@ from dagster_project.defs.partitions import (
     retry_only_if_transient,
     run_dates,
 )
+from dagster_project.defs.postgres_target import (
+    copy_scores_to_server,
+    mirror_from_server,
+    scoring_fact_dates,
+)
 from dagster_project.defs.resources import ScoringConfigResource, WarehouseResource
 from dagster_project.scoring.pipeline import publish, run_scoring
 from dagster_project.scoring.scorecard import CURRENT_TABLE
@@ -88,12 +93,22 @@ def account_fit_scores(
     config = scoring_config.load()
     dates = run_dates(context)
     with retry_only_if_transient("scoring"), warehouse.connect() as con:
+        if warehouse.on_postgres:
+            backtest_days = None if config.model == "rules" else config.validation.backtest_days
+            fact_dates = scoring_fact_dates(dates, backtest_days)
+            copied = mirror_from_server(warehouse, con, fact_dates)
+            context.log.info(
+                f"read the facts of {len(fact_dates)} date(s) from PostgreSQL: {copied}"
+            )
         for as_of in dates:
             scored_at = datetime.now(UTC).replace(tzinfo=None)
             run = run_scoring(con, config, as_of, scored_at=scored_at)
             moved_current = publish(con, as_of)
             if len(dates) > 1:
                 context.log.info(f"scored as of {as_of}")
+        if warehouse.on_postgres:
+            copied = copy_scores_to_server(warehouse, con, dates)
+            context.log.info(f"wrote the scores to PostgreSQL: {copied}")
         validation_rows = con.execute(
             "SELECT measure, value, status, detail FROM icp_validation_rows"
         ).fetchall()
