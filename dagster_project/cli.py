@@ -221,6 +221,15 @@ def _run_and_report(
         table.add_row("warning", warning)
     table.add_row("warehouse", str(settings.warehouse_path))
     table.add_row("published (read here)", str(published_dir_for(settings.warehouse_path)))
+    if settings.target == "postgres":
+        from dagster_project.postgres import PUBLISHED_SCHEMA, libpq_environment
+
+        server = libpq_environment()
+        where = f"{server.get('PGHOST', 'localhost')}:{server.get('PGPORT', '5432')}"
+        database = server.get("PGDATABASE", "(the user's)")
+        table.add_row(
+            "published on PostgreSQL", f"schema {PUBLISHED_SCHEMA} of {database} on {where}"
+        )
     table.add_row("ICP report (open in a browser)", summary.report_path or "not written")
     console.print(table)
     if summary.report_path:

@@ -320,6 +320,32 @@ def _disk_problems(instance: dg.DagsterInstance, settings: Settings) -> list[str
     return problems
 
 
+def _target_problems(settings: Settings) -> list[str]:
+    """On the PostgreSQL target: the server answers, and readers find a published version."""
+    if settings.target != "postgres":
+        return []
+    import psycopg2
+
+    from dagster_project.postgres import PUBLISHED_SCHEMA, connect, server_has_table
+
+    try:
+        server = connect()
+    except psycopg2.Error as error:
+        return [
+            f"ICP_TARGET=postgres but the server does not answer ({str(error).strip()}): "
+            "check ICP_PG_DSN or the PG* variables"
+        ]
+    try:
+        if not server_has_table(server, PUBLISHED_SCHEMA, "publish_info"):
+            return [
+                f"the PostgreSQL server has no {PUBLISHED_SCHEMA} schema yet: readers find "
+                "nothing there until a run publishes"
+            ]
+    finally:
+        server.close()
+    return []
+
+
 def _instance_config_problems(instance: dg.DagsterInstance) -> list[str]:
     """An instance set up before run monitoring keeps a dead daemon-launched run STARTED."""
     from dagster_project.operations.run_launcher import LivenessCheckingRunLauncher
@@ -357,6 +383,7 @@ def diagnose(
     problems += _retention_problems(instance, retention, now)
     problems += _disk_problems(instance, settings)
     problems += _instance_config_problems(instance)
+    problems += _target_problems(settings)
     return DoctorReport(
         good_runs=good_runs[:SHOWN_GOOD_DATES],
         good_dates_total=len(good_runs),

@@ -160,3 +160,25 @@ def test_readers_see_the_old_published_version_or_the_new_one_never_a_mix(enviro
 def _publish(environment, info) -> None:
     with closing(connect(environment)) as server:
         publish_schema(server, ["scores"], info)
+
+
+def test_doctor_says_when_the_server_does_not_answer_or_has_published_nothing(
+    environment, monkeypatch, tmp_path
+):
+    from dagster_project.operations.doctor import _target_problems
+    from dagster_project.settings import Settings
+
+    settings = Settings(tmp_path, tmp_path / "w.duckdb", tmp_path / "c.yaml", target="postgres")
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    with closing(connect(environment)) as server, server, server.cursor() as cursor:
+        cursor.execute(f"DROP SCHEMA IF EXISTS {PUBLISHED_SCHEMA} CASCADE")
+    assert "has no published schema yet" in " ".join(_target_problems(settings))
+    with duckdb.connect() as con, closing(connect(environment)) as server:
+        _scores(con)
+        copy_tables(con, server, "marts", ["scores"])
+        publish_schema(server, ["scores"], {"version": "v1"})
+    assert _target_problems(settings) == []
+    monkeypatch.setenv("PGPORT", "1")
+    assert "the server does not answer" in " ".join(_target_problems(settings))
+    assert _target_problems(Settings(tmp_path, tmp_path / "w.duckdb", tmp_path / "c.yaml")) == []
