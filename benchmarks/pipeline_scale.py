@@ -5,7 +5,9 @@ hand-written DuckDB script run in the same invocation, no process peaks above 3 
 10x the accounts costs at most 10x the time (``--scales 100000,1000000``), the fixed cost at
 3,000 accounts is at most 30 s (``--fixed-cost``), a nightly delta run (1 % of the accounts
 touched) takes at most 0.25x a full run (``--delta``) and a 30-date backfill at most 5x one
-date (``--backfill-dates 30``).
+date (``--backfill-dates 30``). ``--postgres`` also runs the pipeline with the PostgreSQL target
+(issue 16) on a throwaway loopback server and compares its time and published rows with the
+DuckDB run's.
 
 **Inputs.** A landing zone from the second, independently written generator
 (``dagster_project.sample_data.planted_structures``): one export folder holding the full
@@ -52,8 +54,10 @@ import json
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -61,6 +65,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 _REFERENCE_FLAG = "--reference-once"
 _PIPELINE_FLAG = "--pipeline-once"
 _DBT_ARTIFACTS_ENV = "ICP_BENCH_DBT_ARTIFACTS"
@@ -111,6 +116,11 @@ def _parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         help="landing zones (cached), warehouses, Dagster home, dbt timings",
     )
     parser.add_argument("--top", type=int, default=10, help="dbt nodes listed per run")
+    parser.add_argument(
+        "--postgres",
+        action="store_true",
+        help="also run with ICP_TARGET=postgres on a throwaway server (deploy/postgres_server.sh)",
+    )
     parser.add_argument(_REFERENCE_FLAG, nargs=3, default=None, help=argparse.SUPPRESS)
     parser.add_argument(_PIPELINE_FLAG, nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -618,12 +628,19 @@ def _dagster_home(root: Path) -> Path:
     return home
 
 
-def _run_pipeline(label: str, work: Path, cli_arguments: list[str]) -> Measured:
+def _run_pipeline(
+    label: str, work: Path, cli_arguments: list[str], extra_env: dict[str, str] | None = None
+) -> Measured:
     """``icp <cli_arguments>`` in a fresh process, its event log and dbt timings attached."""
     home = _dagster_home(work)
     artifacts = work / f"dbt-run-results-{label.replace(' ', '-')}"
     shutil.rmtree(artifacts, ignore_errors=True)
-    env = {**os.environ, "DAGSTER_HOME": str(home), _DBT_ARTIFACTS_ENV: str(artifacts)}
+    env = {
+        **os.environ,
+        **(extra_env or {}),
+        "DAGSTER_HOME": str(home),
+        _DBT_ARTIFACTS_ENV: str(artifacts),
+    }
     command = [sys.executable, __file__, _PIPELINE_FLAG, *cli_arguments]
     measured = _run_measured(label, command, env)
     if measured.returncode:
@@ -855,15 +872,70 @@ def _measure_size(arguments: argparse.Namespace, accounts: int) -> dict:
         f"{reference.peak_process_bytes / RSS_TARGET_BYTES:.2f}x"
     )
     result = {"accounts": accounts, "reference": reference, "pipeline": pipeline}
+    if arguments.postgres:
+        result["postgres"] = _measure_postgres(arguments, landing, work, pipeline, reference)
     if arguments.delta:
         result["delta"] = _measure_delta(arguments, landing, work, warehouse, pipeline)
     return result
 
 
-def _icp_run(label: str, work: Path, landing: Path, warehouse: Path, as_of: date) -> Measured:
+def _icp_run(
+    label: str,
+    work: Path,
+    landing: Path,
+    warehouse: Path,
+    as_of: date,
+    extra_env: dict[str, str] | None = None,
+) -> Measured:
     """``icp run`` of one as-of date on ``landing`` into ``warehouse``, measured."""
     arguments = ["run", "--landing", str(landing), "--warehouse", str(warehouse)]
-    return _run_pipeline(label, work, [*arguments, "--as-of", as_of.isoformat()])
+    return _run_pipeline(label, work, [*arguments, "--as-of", as_of.isoformat()], extra_env)
+
+
+def _measure_postgres(
+    arguments: argparse.Namespace,
+    landing: Path,
+    work: Path,
+    duckdb_run: Measured,
+    reference: Measured,
+) -> Measured:
+    """The same run with ``ICP_TARGET=postgres`` on a throwaway server on loopback (started
+    with deploy/postgres_server.sh, which ``install`` set up), its time against the DuckDB
+    run's, and whether the working file published the same rows. The server's processes are
+    not in the measured tree: their CPU and memory are not counted."""
+    server_script = PROJECT_ROOT / "deploy" / "postgres_server.sh"
+    server_dir = Path(tempfile.mkdtemp(prefix="icp-bench-pg-"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    subprocess.run([str(server_script), "start", str(server_dir), str(port)], check=True)
+    try:
+        environment = {"ICP_TARGET": "postgres"}
+        for line in (server_dir / "env").read_text().splitlines():
+            name, value = line.removeprefix("export ").split("=", 1)
+            environment[name] = value
+        pg_work = work / "postgres"
+        pg_work.mkdir()
+        warehouse = pg_work / "warehouse.duckdb"
+        measured = _icp_run(
+            "pipeline on postgres", pg_work, landing, warehouse, arguments.end_date, environment
+        )
+    finally:
+        subprocess.run([str(server_script), "stop", str(server_dir)], check=False)
+        shutil.rmtree(server_dir, ignore_errors=True)
+    _print_measured(measured)
+    _print_pipeline_profile(measured, arguments.top)
+    same = _published_fingerprint(warehouse) == _published_fingerprint(work / "warehouse.duckdb")
+    print(
+        f"    published: {_published_fingerprint(warehouse)} "
+        f"({'the same rows as' if same else 'NOT the rows of'} the DuckDB target)"
+    )
+    print(
+        f"  RATIO pipeline on postgres / on duckdb wall "
+        f"{measured.wall_seconds / duckdb_run.wall_seconds:.2f}x, / reference "
+        f"{measured.wall_seconds / reference.wall_seconds:.1f}x"
+    )
+    return measured
 
 
 def _measure_delta(

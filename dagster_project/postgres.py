@@ -314,9 +314,12 @@ def _mirror_table(cursor, warehouse, schema, table, declared, dates, scratch: Pa
         else:
             query = f"SELECT {select} FROM {qualified}"
         cursor.copy_expert(f"COPY ({query}) TO STDOUT WITH (FORMAT csv)", rows)
-    # In PostgreSQL's CSV a quoted empty field is the empty string, an unquoted one NULL.
+    # PostgreSQL's CSV: a quoted empty field is the empty string, an unquoted one NULL; a quote
+    # inside a field is doubled. Nothing is left to DuckDB's sniffer, which guesses from a
+    # sample (it took the escape for none when the first rows held no quote).
     read = (
-        f"read_csv({string_literal(path)}, header = false, allow_quoted_nulls = false, "
+        f"read_csv({string_literal(path)}, header = false, delim = ',', quote = '\"', "
+        "escape = '\"', allow_quoted_nulls = false, auto_detect = false, "
         "columns = $columns)"
     )
     values = ", ".join(

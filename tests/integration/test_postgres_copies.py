@@ -52,7 +52,8 @@ def _scores(con: duckdb.DuckDBPyConnection) -> None:
              TIMESTAMP '2026-06-29 06:00:00'),
             ('B', DATE '{FIRST}', NULL, NULL, NULL, [], []::{FACTORS}, NULL, NULL),
             ('A', DATE '{SECOND}', 99.99::DECIMAL(7, 2), 1e-17::DOUBLE, false,
-             ['with "quote"', NULL], NULL, 'plain', TIMESTAMP '2026-06-30 06:00:00.123456')
+             ['with "quote"', NULL], NULL, 'The "Quoted", Co.' || chr(10) || 'line two',
+             TIMESTAMP '2026-06-30 06:00:00.123456')
         ) AS t(account_id, as_of_date, fit_score, share, is_anti_icp, reasons, factor_points,
                note, scored_at)
         """
@@ -94,7 +95,9 @@ def test_a_mirrored_table_holds_the_values_duckdb_wrote(environment):
         mirrored = con.execute(
             "SELECT * FROM marts.scores ORDER BY as_of_date, account_id"
         ).fetchall()
-    # Empty strings stay empty strings, NULLs NULL, lists, structs and doubles exact.
+    # Empty strings stay empty strings, NULLs NULL, quotes, commas and line breaks in text as
+    # they were (a company name such as 'The "Quoted" Widget Co.'), lists, structs and doubles
+    # exact.
     assert mirrored == expected
     assert types["factor_points"] == "STRUCT(factor VARCHAR, points DECIMAL(7,2))[]"
     assert types["reasons"] == "VARCHAR[]" and types["fit_score"] == "DECIMAL(7,2)"
@@ -109,7 +112,7 @@ def test_mirroring_dates_replaces_only_their_rows_in_the_working_file(environmen
         notes = con.execute(
             "SELECT as_of_date, note FROM marts.scores ORDER BY 1, account_id"
         ).fetchall()
-    assert notes == [(FIRST, "local"), (FIRST, "local"), (SECOND, "plain")]
+    assert notes == [(FIRST, "local"), (FIRST, "local"), (SECOND, 'The "Quoted", Co.\nline two')]
 
 
 def test_server_types_map_to_duckdb_types():
@@ -182,3 +185,20 @@ def test_doctor_says_when_the_server_does_not_answer_or_has_published_nothing(
     monkeypatch.setenv("PGPORT", "1")
     assert "the server does not answer" in " ".join(_target_problems(settings))
     assert _target_problems(Settings(tmp_path, tmp_path / "w.duckdb", tmp_path / "c.yaml")) == []
+
+
+def test_a_quoted_name_far_down_a_large_table_is_mirrored(environment):
+    # DuckDB's CSV sniffer guesses from a sample: before the mirror named PostgreSQL's CSV
+    # dialect, a quote first seen past the sample failed the read ("unterminated quote").
+    with duckdb.connect() as con, closing(connect(environment)) as server:
+        con.execute("CREATE SCHEMA marts")
+        con.execute(
+            "CREATE TABLE marts.names AS SELECT i AS n, CASE WHEN i = 60000 "
+            "THEN 'The \"Quoted\" Widget Co.' ELSE 'name ' || i END AS name FROM range(60001) t(i)"
+        )
+        copy_tables(con, server, "marts", ["names"])
+        con.execute("DROP TABLE marts.names")
+        assert mirror_tables(server, con, "marts", {"names": {}}) == {"names": 60001}
+        assert con.execute("SELECT name FROM marts.names WHERE n = 60000").fetchone() == (
+            'The "Quoted" Widget Co.',
+        )
