@@ -31,6 +31,7 @@ __all__ = [
     "PUBLISHED_SCHEMA",
     "connect",
     "copy_raw_tables",
+    "copy_table_if_changed",
     "copy_tables",
     "duckdb_column_type",
     "libpq_environment",
@@ -42,6 +43,8 @@ __all__ = [
 
 #: The schema readers of the PostgreSQL target read (docs/consumers.md).
 PUBLISHED_SCHEMA = "published"
+#: On the server: the content fingerprint of each table :func:`copy_table_if_changed` copied.
+COPIES_TABLE = "_icp_copies"
 
 #: The libpq variables dbt's ``postgres`` target reads (dbt/profiles.yml), with the libpq
 #: connection keyword each one stands for.
@@ -103,6 +106,15 @@ def server_has_table(server, schema: str, table: str) -> bool:
     return present
 
 
+def _server_rows(server, schema: str, table: str) -> int | None:
+    """Rows of the server's table, None when it has no such table."""
+    if not server_has_table(server, schema, table):
+        return None
+    with server, server.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {quote_identifier(schema)}.{quote_identifier(table)}")
+        return cursor.fetchone()[0]
+
+
 def postgres_column_type(duckdb_type: str) -> str:
     """PostgreSQL's type for a DuckDB column type: a list of scalars becomes an array, a
     struct or a list of structs (the score's factor points) a ``jsonb`` document."""
@@ -141,6 +153,48 @@ def copy_tables(
             for table in tables:
                 copied[table] = _copy_table(source, cursor, schema, table, Path(scratch), dates)
     return copied
+
+
+def table_fingerprint(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> str:
+    """Row count and the sum of the rows' hashes: equal for equal contents, in any order."""
+    rows, hashes = con.execute(
+        f"SELECT count(*), coalesce(sum(hash(t)), 0) "
+        f"FROM {quote_identifier(schema)}.{quote_identifier(table)} AS t"
+    ).fetchone()
+    return f"{rows}:{hashes}"
+
+
+def copy_table_if_changed(
+    source: duckdb.DuckDBPyConnection, target, schema: str, table: str
+) -> bool:
+    """Copy ``schema.table`` to the server unless the server holds the very rows already (the
+    fingerprint recorded with the last copy is this table's, and the server's table has as many
+    rows); returns whether it copied.
+
+    Compared by content, not by the ingest's own versions: the server may have been restored,
+    replaced, or written from another working file since."""
+    fingerprint = table_fingerprint(source, schema, table)
+    copies = f"{quote_identifier(schema)}.{COPIES_TABLE}"
+    with target, target.cursor() as cursor:
+        cursor.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_identifier(schema)}")
+        cursor.execute(
+            f"CREATE TABLE IF NOT EXISTS {copies} "
+            "(table_name text PRIMARY KEY, fingerprint text NOT NULL, copied_at timestamptz)"
+        )
+        cursor.execute(f"SELECT fingerprint FROM {copies} WHERE table_name = %s", (table,))
+        recorded = cursor.fetchone()
+    if recorded == (fingerprint,) and _server_rows(target, schema, table) == int(
+        fingerprint.split(":")[0]
+    ):
+        return False
+    copy_tables(source, target, schema, [table])
+    with target, target.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {copies} VALUES (%s, %s, now()) ON CONFLICT (table_name) "
+            "DO UPDATE SET fingerprint = excluded.fingerprint, copied_at = excluded.copied_at",
+            (table, fingerprint),
+        )
+    return True
 
 
 def copy_raw_tables(

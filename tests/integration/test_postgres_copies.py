@@ -15,6 +15,7 @@ import pytest
 from dagster_project.postgres import (
     PUBLISHED_SCHEMA,
     connect,
+    copy_table_if_changed,
     copy_tables,
     duckdb_column_type,
     mirror_tables,
@@ -202,3 +203,25 @@ def test_a_quoted_name_far_down_a_large_table_is_mirrored(environment):
         assert con.execute("SELECT name FROM marts.names WHERE n = 60000").fetchone() == (
             'The "Quoted" Widget Co.',
         )
+
+
+def test_a_table_is_copied_again_only_when_its_rows_differ_from_the_servers(environment):
+    with (
+        duckdb.connect() as con,
+        duckdb.connect() as other,
+        closing(connect(environment)) as server,
+    ):
+        _scores(con)
+        _scores(other)
+        other.execute("DELETE FROM marts.scores WHERE account_id = 'B'")
+        assert copy_table_if_changed(con, server, "marts", "scores")
+        assert not copy_table_if_changed(con, server, "marts", "scores")
+        con.execute("UPDATE marts.scores SET note = 'changed' WHERE account_id = 'B'")
+        assert copy_table_if_changed(con, server, "marts", "scores")
+        # Another working file wrote the server's table: this one's rows go back.
+        assert copy_table_if_changed(other, server, "marts", "scores")
+        assert copy_table_if_changed(con, server, "marts", "scores")
+        # The server's table replaced behind the record's back (a restore, a hand copy).
+        copy_tables(other, server, "marts", ["scores"])
+        assert copy_table_if_changed(con, server, "marts", "scores")
+    assert _rows(environment, "SELECT count(*) FROM marts.scores") == [(3,)]

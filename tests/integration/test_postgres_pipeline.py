@@ -39,25 +39,50 @@ SCORE_COLUMNS = (
 @pytest.fixture(scope="module")
 def postgres_runs(sample_landing, postgres_environment, tmp_path_factory):
     """Two runs of the graph on the PostgreSQL target (the second changes nothing)."""
-    from dagster_project.run import run_pipeline
-
-    with closing(connect(postgres_environment)) as server:
-        server.autocommit = True
-        with server.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-            cursor.execute(f"CREATE DATABASE {DATABASE}")
-    environment = {**postgres_environment, "PGDATABASE": DATABASE}
+    environment = _fresh_database(postgres_environment, DATABASE)
     settings = dataclasses.replace(
         settings_for(sample_landing, tmp_path_factory.mktemp("pg-run") / "warehouse.duckdb"),
         target="postgres",
     )
+    first = _run_on(environment, settings)
+    first_info = _publish_info(environment)
+    second = _run_on(environment, settings)
+    return settings, environment, first, first_info, second
+
+
+def _fresh_database(server_environment: dict[str, str], name: str) -> dict[str, str]:
+    """A new, empty database on the session's server; the PG* variables that reach it."""
+    with closing(connect(server_environment)) as server:
+        server.autocommit = True
+        with server.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+            cursor.execute(f"CREATE DATABASE {name}")
+    return {**server_environment, "PGDATABASE": name}
+
+
+def _run_on(environment: dict[str, str], settings):
+    from dagster_project.run import run_pipeline
+
     with pytest.MonkeyPatch.context() as patch:
         for name, value in environment.items():
             patch.setenv(name, value)
-        first = run_pipeline(settings)
-        first_info = _publish_info(environment)
-        second = run_pipeline(settings)
-    return settings, environment, first, first_info, second
+        return run_pipeline(settings)
+
+
+def _published_scores_on_duckdb(settings) -> list[tuple]:
+    published = published_dir_for(settings.warehouse_path) / DB_FILE
+    with duckdb.connect(str(published), read_only=True) as con:
+        return con.execute(
+            f"SELECT {', '.join(SCORE_COLUMNS)} FROM marts.account_fit_scores ORDER BY account_id"
+        ).fetchall()
+
+
+def _published_scores_on_server(environment) -> list[tuple]:
+    return _server_rows(
+        environment,
+        f"SELECT {', '.join(SCORE_COLUMNS)} FROM {PUBLISHED_SCHEMA}.account_fit_scores "
+        "ORDER BY account_id",
+    )
 
 
 def _publish_info(environment) -> dict:
@@ -111,18 +136,33 @@ def test_readers_find_every_published_table_on_the_server(postgres_runs):
 def test_postgres_publishes_the_scores_duckdb_publishes(postgres_runs, pipeline_run):
     _, environment, *_ = postgres_runs
     duckdb_settings, duckdb_summary = pipeline_run
-    columns = ", ".join(SCORE_COLUMNS)
-    on_server = _server_rows(
-        environment,
-        f"SELECT {columns} FROM {PUBLISHED_SCHEMA}.account_fit_scores ORDER BY account_id",
-    )
-    published = published_dir_for(duckdb_settings.warehouse_path) / DB_FILE
-    with duckdb.connect(str(published), read_only=True) as con:
-        on_duckdb = con.execute(
-            f"SELECT {columns} FROM marts.account_fit_scores ORDER BY account_id"
-        ).fetchall()
+    on_server = _published_scores_on_server(environment)
     assert len(on_server) == duckdb_summary.accounts_scored > 0
-    assert on_server == on_duckdb
+    assert on_server == _published_scores_on_duckdb(duckdb_settings)
+
+
+def test_the_second_generators_landing_zone_scores_alike_on_both_targets(
+    postgres_environment, tmp_path
+):
+    # Data the project's own generator does not write: its own planted ICP, no churn or FX
+    # files, company names with quotes (the mirror once failed on them).
+    from dagster_project.sample_data import generate_structured_landing_zone
+
+    landing = tmp_path / "landing"
+    generate_structured_landing_zone(landing, structure="tech_and_size", accounts=800, seed=3)
+    on_duckdb = settings_for(landing, tmp_path / "duckdb" / "warehouse.duckdb")
+    on_postgres = dataclasses.replace(
+        settings_for(landing, tmp_path / "postgres" / "warehouse.duckdb"), target="postgres"
+    )
+    environment = _fresh_database(postgres_environment, "icp_second_generator")
+    duckdb_summary = _run_on({}, on_duckdb)
+    postgres_summary = _run_on(environment, on_postgres)
+    assert duckdb_summary.success and postgres_summary.success, postgres_summary.failures
+    assert postgres_summary.checks_failed == []
+    assert postgres_summary.evidence == duckdb_summary.evidence
+    on_server = _published_scores_on_server(environment)
+    assert len(on_server) == 800
+    assert on_server == _published_scores_on_duckdb(on_duckdb)
 
 
 def test_postgres_factor_points_and_history_match_duckdb(postgres_runs, pipeline_run):

@@ -27,7 +27,7 @@ from dagster_project.ingest.loader import (
     quarantine_share_findings,
 )
 from dagster_project.ingest.raw_validation import raw_contract_failures
-from dagster_project.postgres import copy_tables, server_has_table
+from dagster_project.postgres import copy_table_if_changed
 
 __all__ = ["build_ingest_assets", "landing_is_fresh", "raw_asset_key"]
 
@@ -113,13 +113,12 @@ def _build_ingest_asset(
             contract_failures = raw_contract_failures(con, contract)
             share_findings = quarantine_share_findings(con, result, landing.max_quarantine_share)
             if warehouse.on_postgres and not contract_failures:
-                # The raw table dbt's source reads, on the server, when it changed (the
-                # quarantine stays in the working file, where the report reads it).
+                # The raw table dbt's source reads, on the server, when its rows differ from
+                # those copied last (the quarantine stays in the working file, where the
+                # report reads it).
                 with warehouse.postgres() as server:
-                    if result.plan.changes_anything or not server_has_table(
-                        server, "raw", contract.raw_table
-                    ):
-                        copy_tables(con, server, "raw", [contract.raw_table])
+                    if copy_table_if_changed(con, server, "raw", contract.raw_table):
+                        context.log.info(f"copied raw.{contract.raw_table} to PostgreSQL")
         plan = result.plan
         context.log.info(
             f"{contract.name}: {result.rows_read} rows read, {result.rows_loaded} loaded, "
