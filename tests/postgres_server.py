@@ -13,7 +13,7 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 from dagster_project.settings import PROJECT_ROOT
@@ -51,3 +51,17 @@ def postgres_server() -> Iterator[dict[str, str]]:
     finally:
         subprocess.run([str(SERVER_SCRIPT), "stop", str(directory)], check=True)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def fresh_database(server_environment: dict[str, str], name: str) -> dict[str, str]:
+    """A new, empty database ``name`` on the server of ``server_environment`` (PG* variables);
+    the PG* variables that reach it. Each test module that runs the pipeline or copies tables
+    uses a database of its own, so that none reads another's tables."""
+    from dagster_project.postgres import connect
+
+    with closing(connect(server_environment)) as server:
+        server.autocommit = True
+        with server.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
+            cursor.execute(f"CREATE DATABASE {name}")
+    return {**server_environment, "PGDATABASE": name}

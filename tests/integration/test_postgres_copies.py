@@ -21,6 +21,7 @@ from dagster_project.postgres import (
     mirror_tables,
     publish_schema,
 )
+from tests.postgres_server import fresh_database
 
 DATABASE = "icp_copies"
 FACTORS = "STRUCT(factor VARCHAR, points DECIMAL(7, 2))[]"
@@ -29,12 +30,7 @@ FIRST, SECOND = date(2026, 6, 29), date(2026, 6, 30)
 
 @pytest.fixture(scope="module")
 def environment(postgres_environment):
-    with closing(connect(postgres_environment)) as server:
-        server.autocommit = True
-        with server.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {DATABASE}")
-            cursor.execute(f"CREATE DATABASE {DATABASE}")
-    return {**postgres_environment, "PGDATABASE": DATABASE}
+    return fresh_database(postgres_environment, DATABASE)
 
 
 def _rows(environment, sql: str) -> list[tuple]:

@@ -19,6 +19,7 @@ from dagster_project.defs.transform.dbt import NOT_RUN_ON_POSTGRES
 from dagster_project.postgres import PUBLISHED_SCHEMA, connect
 from dagster_project.publish import DB_FILE, PUBLISHED_TABLES, published_dir_for
 from tests.conftest import settings_for
+from tests.postgres_server import fresh_database
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ SCORE_COLUMNS = (
 @pytest.fixture(scope="module")
 def postgres_runs(sample_landing, postgres_environment, tmp_path_factory):
     """Two runs of the graph on the PostgreSQL target (the second changes nothing)."""
-    environment = _fresh_database(postgres_environment, DATABASE)
+    environment = fresh_database(postgres_environment, DATABASE)
     settings = dataclasses.replace(
         settings_for(sample_landing, tmp_path_factory.mktemp("pg-run") / "warehouse.duckdb"),
         target="postgres",
@@ -48,16 +49,6 @@ def postgres_runs(sample_landing, postgres_environment, tmp_path_factory):
     first_info = _publish_info(environment)
     second = _run_on(environment, settings)
     return settings, environment, first, first_info, second
-
-
-def _fresh_database(server_environment: dict[str, str], name: str) -> dict[str, str]:
-    """A new, empty database on the session's server; the PG* variables that reach it."""
-    with closing(connect(server_environment)) as server:
-        server.autocommit = True
-        with server.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS {name}")
-            cursor.execute(f"CREATE DATABASE {name}")
-    return {**server_environment, "PGDATABASE": name}
 
 
 def _run_on(environment: dict[str, str], settings):
@@ -154,7 +145,7 @@ def test_the_second_generators_landing_zone_scores_alike_on_both_targets(
     on_postgres = dataclasses.replace(
         settings_for(landing, tmp_path / "postgres" / "warehouse.duckdb"), target="postgres"
     )
-    environment = _fresh_database(postgres_environment, "icp_second_generator")
+    environment = fresh_database(postgres_environment, "icp_second_generator")
     duckdb_summary = _run_on({}, on_duckdb)
     postgres_summary = _run_on(environment, on_postgres)
     assert duckdb_summary.success and postgres_summary.success, postgres_summary.failures
